@@ -1,0 +1,130 @@
+"""One settings object for sampling and statistics.
+
+The pytest plugin builds it from options, ini keys and the marker; library users build it
+directly.  Every value is parsed by one function here, so a bad value is rejected the same
+way everywhere, quoting the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from llmops.errors import ConfigError
+
+
+def _number(kind: type, text: Any, name: str) -> Any:
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a {kind.__name__}, got {text!r}") from None
+
+
+def probability(name: str) -> Callable[[Any], float]:
+    def parse(text: Any) -> float:
+        v = _number(float, text, name)
+        if not 0 < v < 0.5:
+            raise ConfigError(f"{name}: expected a rate in (0, 0.5), got {text!r}")
+        return v
+
+    return parse
+
+
+def fraction(name: str) -> Callable[[Any], float]:
+    def parse(text: Any) -> float:
+        v = _number(float, text, name)
+        if not 0 <= v <= 1:
+            raise ConfigError(f"{name}: expected a number in [0, 1], got {text!r}")
+        return v
+
+    return parse
+
+
+def positive(kind: type, name: str, *, optional: bool = False) -> Callable[[Any], Any]:
+    def parse(text: Any) -> Any:
+        if optional and (text is None or text == "" or str(text).lower() == "auto"):
+            return None
+        v = _number(kind, text, name)
+        if v <= 0:
+            raise ConfigError(f"{name}: expected a positive {kind.__name__}, got {text!r}")
+        return v
+
+    return parse
+
+
+def non_negative_int(name: str) -> Callable[[Any], int]:
+    def parse(text: Any) -> int:
+        v = _number(int, text, name)
+        if v < 0:
+            raise ConfigError(f"{name}: expected an integer >= 0, got {text!r}")
+        return int(v)
+
+    return parse
+
+
+def _text(text: Any) -> str | None:
+    return None if text in (None, "") else str(text)
+
+
+@dataclass(frozen=True)
+class Option:
+    parse: Callable[[Any], Any]
+    help: str
+
+
+#: Every setting: its parser and its help text.  The plugin turns each into
+#: ``--llmops-<name>`` (dashes), ini key ``llmops_<name>`` and a marker keyword.
+OPTIONS: dict[str, Option] = {
+    "model": Option(_text, 'model to sample: "provider:model" (LangChain init_chat_model) or "local:smollm2"'),
+    "tolerance": Option(
+        fraction("tolerance"),
+        "how far below a requirement a rate may be before a PASS is a miss (default 0.1)",
+    ),
+    "false_alarm": Option(
+        probability("false_alarm"), "chance of failing a prompt that meets its requirement (default 0.01)"
+    ),
+    "miss": Option(
+        probability("miss"), "chance of passing a prompt worse than requirement - tolerance (default 0.05)"
+    ),
+    "max_samples": Option(
+        positive(int, "max_samples", optional=True),
+        "cap on samples per requirement (default: 1.5x the fixed-size design)",
+    ),
+    "concurrency": Option(positive(int, "concurrency"), "model calls in flight at once (default 4)"),
+    "timeout": Option(positive(float, "timeout"), "seconds per model call before it counts as failed (default 60)"),
+    "retries": Option(non_negative_int("retries"), "retries of a transient model error (default 3)"),
+    "error_budget": Option(
+        fraction("error_budget"),
+        "largest share of samples that may end in errors before a requirement is an ERROR (default 0.1)",
+    ),
+    "seed": Option(non_negative_int("seed"), "seed for simulated models and sample order (default 0)"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str | None = None
+    tolerance: float = 0.1
+    false_alarm: float = 0.01
+    miss: float = 0.05
+    max_samples: int | None = None
+    concurrency: int = 4
+    timeout: float = 60.0
+    retries: int = 3
+    error_budget: float = 0.1
+    seed: int = 0
+
+    def replace(self, where: str = "settings", **changes: Any) -> Settings:
+        """A copy with ``changes`` parsed and applied; unknown names are rejected by name."""
+        parsed = {}
+        for key, value in changes.items():
+            if key not in OPTIONS:
+                valid = ", ".join(sorted(OPTIONS))
+                raise ConfigError(f"{where}: unknown keyword {key!r}; valid keywords: {valid}")
+            parsed[key] = value if value is None and key in ("model", "max_samples") else OPTIONS[key].parse(value)
+        return dataclasses.replace(self, **parsed)
+
+    def as_params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,151 @@
+"""Models: one async protocol, and adapters for what users already have.
+
+- any LangChain chat model or Runnable (``LangChainModel``),
+- a ``"provider:model"`` string, resolved through LangChain's ``init_chat_model``,
+- ``"local:smollm2"``, the embedded CPU model (``llmops[local]``),
+- a plain callable ``str -> str`` (``CallableModel``),
+- ``FunctionModel(fn)`` with ``fn(prompt_text, rng)``: seeded simulation for tests whose
+  true pass rate must be known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+from functools import lru_cache
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from llmops.errors import ModelError
+from llmops.prompts import Message, as_text
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class MalformedResponse(Exception):
+    """The model answered with something that is not text; retried as a transient error."""
+
+
+@runtime_checkable
+class Model(Protocol):
+    id: str
+
+    async def generate(self, messages: list[Message], *, seed: int) -> Completion: ...
+
+
+class FunctionModel:
+    """A seeded simulated model: ``fn(prompt_text, rng) -> str``.
+
+    Each sample gets its own ``random.Random(seed)``, so a run is reproducible and the true
+    pass rate of a check is whatever ``fn`` makes it.
+    """
+
+    def __init__(self, fn: Callable[[str, random.Random], str], id: str | None = None) -> None:
+        self.fn = fn
+        self.id = id or f"function:{getattr(fn, '__name__', 'fn')}"
+
+    async def generate(self, messages: list[Message], *, seed: int) -> Completion:
+        return Completion(_as_str(self.fn(as_text(messages), random.Random(seed)), self.id))
+
+
+class CallableModel:
+    """A plain ``str -> str`` function (sync or async); sync ones run in a worker thread."""
+
+    def __init__(self, fn: Callable[[str], Any], id: str | None = None) -> None:
+        self.fn = fn
+        self.id = id or f"callable:{getattr(fn, '__name__', 'fn')}"
+
+    async def generate(self, messages: list[Message], *, seed: int) -> Completion:
+        text = as_text(messages)
+        if inspect.iscoroutinefunction(self.fn):
+            out = await self.fn(text)
+        else:
+            out = await asyncio.to_thread(self.fn, text)
+        return Completion(_as_str(out, self.id))
+
+
+_ROLE_CLASSES = {"system": "SystemMessage", "human": "HumanMessage", "ai": "AIMessage"}
+
+
+class LangChainModel:
+    """Any LangChain chat model or Runnable that takes a list of messages."""
+
+    def __init__(self, runnable: Any, id: str | None = None) -> None:
+        self.runnable = runnable
+        self.id = id or _langchain_id(runnable)
+
+    async def generate(self, messages: list[Message], *, seed: int) -> Completion:
+        import langchain_core.messages as lc
+
+        payload = [getattr(lc, _ROLE_CLASSES.get(role, "HumanMessage"))(content=text) for role, text in messages]
+        result = await self.runnable.ainvoke(payload)
+        if isinstance(result, str):
+            return Completion(result)
+        content = getattr(result, "content", None)
+        if isinstance(content, list):
+            content = "".join(c if isinstance(c, str) else str(c.get("text", "")) for c in content)
+        if not isinstance(content, str):
+            raise MalformedResponse(f"model {self.id} returned {type(result).__name__}, not a message with text")
+        usage = getattr(result, "usage_metadata", None) or {}
+        return Completion(content, usage.get("input_tokens"), usage.get("output_tokens"))
+
+
+def _as_str(out: Any, model_id: str) -> str:
+    if not isinstance(out, str):
+        raise MalformedResponse(f"model {model_id} returned {type(out).__name__}, not str")
+    return out
+
+
+def _langchain_id(runnable: Any) -> str:
+    for attr in ("model_name", "model", "model_id"):
+        v = getattr(runnable, attr, None)
+        if isinstance(v, str) and v:
+            return f"{type(runnable).__name__}:{v}"
+    return type(runnable).__name__
+
+
+def resolve_model(spec: Any) -> Model:
+    """Turn what a user passes (a model, a string, a LangChain object, a callable) into a Model."""
+    if spec is None:
+        raise ModelError(
+            "no model configured: pass --llmops-model (e.g. --llmops-model local:smollm2 or "
+            "openai:gpt-4o-mini), set llmops_model in the ini file, or override the llmops_model fixture"
+        )
+    if isinstance(spec, Model):
+        return spec
+    if isinstance(spec, str):
+        return _from_string(spec)
+    if hasattr(spec, "ainvoke"):
+        return LangChainModel(spec)
+    if callable(spec):
+        return CallableModel(spec)
+    raise ModelError(f"cannot use {type(spec).__name__} as a model: give a LangChain model, a 'provider:model' string or a callable")
+
+
+@lru_cache(maxsize=32)
+def _from_string(spec: str) -> Model:
+    """One model object per string per process (the local model loads its weights once)."""
+    if spec.startswith("local:"):
+        from llmops.models.local import local_model
+
+        return local_model(spec)
+    if ":" not in spec:
+        raise ModelError(f"model {spec!r}: use 'provider:model', e.g. 'openai:gpt-4o-mini', or 'local:smollm2'")
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError:  # pragma: no cover - langchain is a dependency
+        raise ModelError("model strings need the 'langchain' package: pip install langchain") from None
+    try:
+        chat = init_chat_model(spec)
+    except ImportError as e:
+        raise ModelError(f"model {spec!r}: the provider package is missing ({e}); install it, e.g. pip install langchain-{spec.split(':')[0]}") from None
+    except Exception as e:
+        raise ModelError(f"model {spec!r} could not be created: {e}") from None
+    return LangChainModel(chat, id=spec)

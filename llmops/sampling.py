@@ -1,0 +1,172 @@
+"""Sampler: draws model completions with bounded concurrency, timeouts and retries.
+
+Transient errors (timeouts, connection problems, rate limits, 5xx, malformed response
+bodies) are retried with exponential backoff and full jitter, honouring Retry-After when
+the client exposes it.  Permanent ones (auth, bad request, not found) are not retried.
+A call that still fails becomes a Sample with ``error`` set: never a crash of the session,
+never counted as a pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import threading
+import time
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from llmops.models import Model
+from llmops.prompts import Message
+
+T = TypeVar("T")
+
+_PERMANENT_STATUS = {400, 401, 402, 403, 404, 405, 413, 422}
+_PERMANENT_NAMES = (
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "BadRequestError",
+    "NotFoundError",
+    "UnprocessableEntityError",
+    "InvalidRequestError",
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One model call for one case: its output or its error, plus cost and timing."""
+
+    case_id: str
+    index: int  # the draw order within the case; statistics walk samples in this order
+    output: str | None
+    error: str | None = None
+    latency_s: float = 0.0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class Request:
+    case_id: str
+    index: int
+    messages: list[Message]
+
+
+def status_code(exc: BaseException) -> int | None:
+    for obj in (exc, getattr(exc, "response", None)):
+        code = getattr(obj, "status_code", None) or getattr(obj, "status", None)
+        if isinstance(code, int):
+            return code
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    code = status_code(exc)
+    if code is not None:
+        return code not in _PERMANENT_STATUS
+    if any(cls.__name__ in _PERMANENT_NAMES for cls in type(exc).__mro__):
+        return False
+    # Programming errors in a user's callable will not fix themselves on retry.
+    return not isinstance(exc, (TypeError, AttributeError, NameError, NotImplementedError))
+
+
+def retry_after(exc: BaseException) -> float | None:
+    value = getattr(exc, "retry_after", None)
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if value is None and headers is not None:
+        try:
+            value = headers.get("retry-after")
+        except Exception:  # noqa: BLE001 - headers of unknown type
+            value = None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def sample_seed(base: int, *parts: object) -> int:
+    """A stable per-sample seed from the session seed and the sample's identity."""
+    text = "\x1f".join(map(str, (base, *parts)))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+class Sampler:
+    def __init__(
+        self,
+        model: Model,
+        *,
+        concurrency: int = 4,
+        timeout: float = 60.0,
+        retries: int = 3,
+        seed: int = 0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 20.0,
+    ) -> None:
+        self.model = model
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.retries = retries
+        self.seed = seed
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+
+    def draw(self, requests: Sequence[Request], seed_key: str = "") -> list[Sample]:
+        """Draw all requests (at most ``concurrency`` in flight); results in request order."""
+        return run_sync(self._draw(requests, seed_key))
+
+    async def _draw(self, requests: Sequence[Request], seed_key: str) -> list[Sample]:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(r: Request) -> Sample:
+            async with gate:
+                return await self._call(r, sample_seed(self.seed, seed_key, r.case_id, r.index))
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+
+    async def _call(self, r: Request, seed: int) -> Sample:
+        jitter = random.Random(seed)
+        attempt = 0
+        while True:
+            attempt += 1
+            start = time.perf_counter()
+            try:
+                c = await asyncio.wait_for(self.model.generate(r.messages, seed=seed), self.timeout)
+                return Sample(
+                    r.case_id, r.index, c.text, None, time.perf_counter() - start,
+                    c.input_tokens, c.output_tokens, attempt,
+                )
+            except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
+                if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+                    message = f"timed out after {self.timeout:g}s"
+                    transient = True
+                else:
+                    message = f"{type(exc).__name__}: {exc}"
+                    transient = is_transient(exc)
+                if not transient or attempt > self.retries:
+                    kind = "permanent" if not transient else f"after {attempt} attempts"
+                    return Sample(r.case_id, r.index, None, f"{message} ({kind})", time.perf_counter() - start, attempts=attempt)
+                delay = jitter.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+                await asyncio.sleep(max(delay, retry_after(exc) or 0.0))
+
+
+# One event loop in a daemon thread runs every draw: LangChain/httpx async clients bind to
+# the loop they first ran on, so a fresh asyncio.run() per draw would break them, and a
+# test that is itself async (pytest-asyncio) cannot call asyncio.run() at all.
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="llmops-sampler", daemon=True).start()
+        return _loop
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run_coroutine_threadsafe(coro, _background_loop()).result()

@@ -1,0 +1,62 @@
+"""Session: where prompts are sampled and results collected; the object behind the fixture."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from llmops.config import Settings
+from llmops.evaluation import Result, Run
+from llmops.models import Model, resolve_model
+from llmops.prompts import Prompt
+
+
+class Session:
+    """Samples prompts with one set of settings and keeps every result.
+
+    Outside pytest::
+
+        session = Session(model="openai:gpt-4o-mini", tolerance=0.05)
+        run = session.sample(prompt, cases)
+        run.expect(checks.json_valid(), at_least=0.95)
+
+    Inside pytest the ``llmops`` fixture is a Session built from options, ini and marker.
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        settings: Settings | None = None,
+        *,
+        test_id: str = "",
+        on_result: Callable[[Result], None] | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.settings = (settings or Settings()).replace("Session()", **overrides)
+        self._model_spec = model if model is not None else self.settings.model
+        self._model: Model | None = None
+        self.test_id = test_id
+        self._on_result = on_result
+        self.results: list[Result] = []
+
+    @property
+    def model(self) -> Model:
+        if self._model is None:
+            self._model = resolve_model(self._model_spec)
+        return self._model
+
+    def sample(self, prompt: Prompt, cases: Any, *, model: Any = None, **overrides: Any) -> Run:
+        """A Run of ``prompt`` on ``cases`` (a Case, inputs dict, list or case file path).
+
+        Nothing is drawn until a requirement asks for samples.
+        """
+        settings = self.settings.replace("sample()", **overrides) if overrides else self.settings
+        return Run(
+            prompt, cases, resolve_model(model) if model is not None else self.model, settings,
+            test_id=self.test_id, on_result=self._record,
+        )
+
+    def _record(self, result: Result) -> None:
+        self.results.append(result)
+        if self._on_result is not None:
+            self._on_result(result)

@@ -1,0 +1,1 @@
+"""pytest glue for llmops: options, marker, fixtures, hooks, terminal summary."""

@@ -1,0 +1,149 @@
+"""The llmops pytest plugin: options, marker, fixtures, report hooks and the terminal summary.
+
+Thin on purpose: statistics, checks and sampling live in ``llmops``; this module only turns
+pytest's configuration into one ``llmops.Settings`` and carries results to the summary.
+Results ride on each test report (``user_properties``) so they survive pytest-xdist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from llmops.config import OPTIONS, Settings
+from llmops.errors import ConfigError
+
+RESULT_PROPERTY = "llmops_result"
+ERROR_PROPERTY = "llmops_error"
+
+settings_key = pytest.StashKey[Settings]()
+results_key = pytest.StashKey[list[dict[str, Any]]]()
+item_results_key = pytest.StashKey[list[Any]]()
+
+
+def _flag(name: str) -> str:
+    return "--llmops-" + name.replace("_", "-")
+
+
+def _argparse_type(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return convert
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmops", "llmops: statistical prompt tests")
+    for name, option in OPTIONS.items():
+        group.addoption(_flag(name), dest=f"llmops_{name}", type=_argparse_type(option.parse), default=None, help=option.help)
+        parser.addini(f"llmops_{name}", option.help)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "llmops(**settings): per-test llmops settings, e.g. tolerance=0.05, max_samples=300, model='openai:gpt-4o-mini'",
+    )
+    values: dict[str, Any] = {}
+    for name in OPTIONS:
+        ini = config.getini(f"llmops_{name}")
+        if ini not in (None, "", []):
+            values[name] = ini
+        cli = config.getoption(f"llmops_{name}")
+        if cli is not None:
+            values[name] = cli
+    try:
+        config.stash[settings_key] = Settings().replace("llmops options", **values)
+    except ConfigError as e:
+        raise pytest.UsageError(f"llmops: ini {e}") from None
+    config.stash[results_key] = []
+
+
+def _settings_for(request: pytest.FixtureRequest) -> Settings:
+    settings = request.config.stash[settings_key]
+    for marker in reversed(list(request.node.iter_markers("llmops"))):
+        where = f"@pytest.mark.llmops on {request.node.name}"
+        if marker.args:
+            raise ConfigError(f"{where}: takes keywords only, got positional {marker.args!r}")
+        settings = settings.replace(where, **marker.kwargs)
+    return settings
+
+
+@pytest.fixture
+def llmops_model(request: pytest.FixtureRequest) -> Any:
+    """The model under test; override in conftest.py to return any LangChain model or callable.
+
+    The default is the model named by ``--llmops-model``, ini ``llmops_model`` or the marker.
+    """
+    return _settings_for(request).model
+
+
+@pytest.fixture
+def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Any:
+    """A ``llmops.Session`` for this test: ``llmops.sample(prompt, cases).expect(check, at_least=...)``."""
+    from llmops.session import Session
+
+    results: list[Any] = []
+    request.node.stash[item_results_key] = results
+    return Session(model=llmops_model, settings=_settings_for(request), test_id=request.node.nodeid, on_result=results.append)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if call.when == "call":
+        for result in item.stash.get(item_results_key, []):
+            report.user_properties.append((RESULT_PROPERTY, json.dumps(result.to_dict())))
+    if call.excinfo is not None and report.failed:
+        from llmops.errors import LlmopsError
+
+        if isinstance(call.excinfo.value, LlmopsError):
+            # A broken setup (bad schema, missing variable, no model) or too many model errors:
+            # the prompt was not judged, so this is an ERROR, not a FAILED requirement.
+            report.user_properties.append((ERROR_PROPERTY, type(call.excinfo.value).__name__))
+            report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
+    return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    if report.when == "call" and report.failed and any(k == ERROR_PROPERTY for k, _ in report.user_properties):
+        return "error", "E", "ERROR"
+    return None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    sink = _results_sink
+    if sink is not None:
+        sink.extend(json.loads(v) for k, v in report.user_properties if k == RESULT_PROPERTY)
+
+
+_results_sink: list[dict[str, Any]] | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _results_sink
+    _results_sink = session.config.stash[results_key]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(results_key, [])
+    if not results or hasattr(config, "workerinput"):
+        return
+    from llmops.evaluation import Result
+    from llmops.report.terminal import footer, table
+
+    parsed = [Result.from_dict(d) for d in results]
+    terminalreporter.write_sep("=", "llmops summary")
+    if config.get_verbosity() >= 0:
+        terminalreporter.write_line(table(parsed))
+    terminalreporter.write_line(footer(parsed))
