@@ -29,7 +29,25 @@ _EXPORTS = {
     "Session": "llmops.session",
 }
 
-__all__ = sorted([*_EXPORTS, "checks", "__version__"])
+__all__ = [
+    "Case",
+    "Check",
+    "ErrorBudgetExceeded",
+    "FunctionModel",
+    "LlmopsError",
+    "Model",
+    "Outcome",
+    "Prompt",
+    "RequirementFailed",
+    "Result",
+    "Run",
+    "Session",
+    "Settings",
+    "__version__",
+    "check",
+    "checks",
+    "load_cases",
+]
 
 
 def __getattr__(name: str) -> Any:

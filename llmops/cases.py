@@ -55,14 +55,21 @@ def _record_to_case(record: Any, where: str) -> Case:
     if isinstance(tags, str):
         tags = tuple(t.strip() for t in tags.split(";") if t.strip())
     case_id = record.get("id")
-    return Case(inputs=inputs, expected=record.get("expected"), id=str(case_id) if case_id not in (None, "") else where, tags=tags)
+    return Case(
+        inputs=inputs,
+        expected=record.get("expected"),
+        id=str(case_id) if case_id not in (None, "") else where,
+        tags=tags,
+    )
 
 
 def _check_ids(cases: list[Case], path: Path) -> list[Case]:
     seen: dict[str, int] = {}
     for i, c in enumerate(cases):
         if c.id in seen:
-            raise CaseFileError(f"{path}: case id {c.id!r} appears twice (records {seen[c.id] + 1} and {i + 1}); ids must be unique")
+            raise CaseFileError(
+                f"{path}: case id {c.id!r} appears twice (records {seen[c.id] + 1} and {i + 1}); ids must be unique"
+            )
         seen[c.id] = i
     return cases
 
@@ -108,7 +115,9 @@ def _load_csv(p: Path) -> Iterable[Case]:
             lineno = reader.line_num
             if None in record or any(v is None for v in record.values()):
                 raise CaseFileError(f"{p}:{lineno}: row has a different number of fields than the header")
-            yield _record_to_case({k: v for k, v in record.items() if not (k in _RESERVED and v == "")}, f"{p.name}:{lineno}")
+            yield _record_to_case(
+                {k: v for k, v in record.items() if not (k in _RESERVED and v == "")}, f"{p.name}:{lineno}"
+            )
 
 
 def _load_yaml(p: Path) -> list[Case]:

@@ -85,9 +85,7 @@ OPTIONS: dict[str, Option] = {
     "false_alarm": Option(
         probability("false_alarm"), "chance of failing a prompt that meets its requirement (default 0.01)"
     ),
-    "miss": Option(
-        probability("miss"), "chance of passing a prompt worse than requirement - tolerance (default 0.05)"
-    ),
+    "miss": Option(probability("miss"), "chance of passing a prompt worse than requirement - tolerance (default 0.05)"),
     "max_samples": Option(
         positive(int, "max_samples", optional=True),
         "cap on samples per requirement (default: 1.5x the fixed-size design)",
@@ -118,13 +116,13 @@ class Settings:
 
     def replace(self, where: str = "settings", **changes: Any) -> Settings:
         """A copy with ``changes`` parsed and applied; unknown names are rejected by name."""
-        parsed = {}
+        parsed: dict[str, Any] = {}
         for key, value in changes.items():
             if key not in OPTIONS:
                 valid = ", ".join(sorted(OPTIONS))
                 raise ConfigError(f"{where}: unknown keyword {key!r}; valid keywords: {valid}")
             parsed[key] = value if value is None and key in ("model", "max_samples") else OPTIONS[key].parse(value)
-        return dataclasses.replace(self, **parsed)
+        return dataclasses.replace(self, **parsed)  # type: ignore[arg-type]
 
     def as_params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,15 +1,15 @@
 """The llmops error hierarchy.
 
-    LlmopsError                    base: every message names the thing and the fix
-    ├── ConfigError                a bad option, ini value, marker keyword or argument
-    ├── PromptError                a prompt variable a case does not supply, or an unknown one
-    ├── CaseFileError              a case file that cannot be read (names file and line)
-    ├── CheckError                 a check that cannot be built (e.g. an invalid JSON Schema)
-    ├── ModelError                 a model that cannot be built or reached
-    ├── MissingDependency          an optional extra that is not installed
-    └── ErrorBudgetExceeded        too many samples ended in errors to decide (pytest ERROR)
+LlmopsError                    base: every message names the thing and the fix
+├── ConfigError                a bad option, ini value, marker keyword or argument
+├── PromptError                a prompt variable a case does not supply, or an unknown one
+├── CaseFileError              a case file that cannot be read (names file and line)
+├── CheckError                 a check that cannot be built (e.g. an invalid JSON Schema)
+├── ModelError                 a model that cannot be built or reached
+├── MissingDependency          an optional extra that is not installed
+└── ErrorBudgetExceeded        too many samples ended in errors to decide (pytest ERROR)
 
-    RequirementFailed (AssertionError)   a requirement's verdict is FAIL (pytest FAILED)
+RequirementFailed (AssertionError)   a requirement's verdict is FAIL (pytest FAILED)
 """
 
 from __future__ import annotations
@@ -44,8 +44,7 @@ class ModelError(LlmopsError):
 class MissingDependency(LlmopsError, ImportError):
     def __init__(self, feature: str, extra: str, packages: str) -> None:
         super().__init__(
-            f"{feature} requires optional dependencies ({packages}). "
-            f"Install with: pip install 'llmops[{extra}]'"
+            f"{feature} requires optional dependencies ({packages}). Install with: pip install 'llmops[{extra}]'"
         )
 
 

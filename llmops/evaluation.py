@@ -9,8 +9,8 @@ Several requirements on one run share the samples already drawn.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from llmops.cases import Case, as_cases
@@ -101,9 +101,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def _pct(x: float) -> str:
-    """Whole percents, except for requirement levels like 97.5% or 0.5%."""
-    v = 100 * x
-    return f"{v:.0f}%" if abs(v - round(v)) < 1e-9 or v >= 1 else f"{v:.2g}%"
+    """A requirement level as written: 95%, 99.9%, 0.5%."""
+    return f"{round(100 * x, 2):g}%"
 
 
 def _percentile(xs: list[float], q: float) -> float | None:
@@ -135,8 +134,11 @@ class Run:
         self.test_id = test_id
         self._on_result = on_result
         self._sampler = Sampler(
-            model, concurrency=settings.concurrency, timeout=settings.timeout,
-            retries=settings.retries, seed=settings.seed,
+            model,
+            concurrency=settings.concurrency,
+            timeout=settings.timeout,
+            retries=settings.retries,
+            seed=settings.seed,
         )
         self._messages = {c.id: prompt.render(c.inputs) for c in self.cases}
         self.samples: dict[str, list[Sample]] = {c.id: [] for c in self.cases}
@@ -260,8 +262,15 @@ class Run:
         if verdict != "ERROR" and self._budget_blown(errors, pos, s.error_budget, final=True):
             verdict = "ERROR"
         return {
-            "verdict": verdict, "conclusive": verdict != "ERROR", "k": k, "n": n, "errors": errors,
-            "calls": pos, "fixed_n": design.fixed_n, "used": {case.id: pos}, "good": good,
+            "verdict": verdict,
+            "conclusive": verdict != "ERROR",
+            "k": k,
+            "n": n,
+            "errors": errors,
+            "calls": pos,
+            "fixed_n": design.fixed_n,
+            "used": {case.id: pos},
+            "good": good,
         }
 
     def _clustered(self, check: Check, theta: float, good: Callable[[Outcome], bool], s: Settings) -> dict[str, Any]:
@@ -286,12 +295,21 @@ class Run:
         if verdict != "ERROR" and self._budget_blown(errors, calls, s.error_budget, final=True):
             verdict = "ERROR"
         return {
-            "verdict": verdict, "conclusive": conclusive, "k": k, "n": n, "errors": errors, "calls": calls,
-            "fixed_n": design.max_calls, "used": {c.id: rounds for c in self.cases}, "good": good,
+            "verdict": verdict,
+            "conclusive": conclusive,
+            "k": k,
+            "n": n,
+            "errors": errors,
+            "calls": calls,
+            "fixed_n": design.max_calls,
+            "used": {c.id: rounds for c in self.cases},
+            "good": good,
             "rates": rates,
         }
 
-    def _count(self, check: Check, good: Callable[[Outcome], bool], rounds: int) -> tuple[int, int, int, list[float], bool]:
+    def _count(
+        self, check: Check, good: Callable[[Outcome], bool], rounds: int
+    ) -> tuple[int, int, int, list[float], bool]:
         k = n = errors = 0
         rates: list[float] = []
         any_fail = False
@@ -331,7 +349,11 @@ class Run:
         if len(self.cases) == 1:
             rate = k / n if n else float("nan")
             interval = wilson(k, n)
-            bound = (clopper_pearson_lower(k, n, s.false_alarm) if at_least else clopper_pearson_upper(k, n, s.false_alarm)) if n else float("nan")
+            bound = (
+                (clopper_pearson_lower(k, n, s.false_alarm) if at_least else clopper_pearson_upper(k, n, s.false_alarm))
+                if n
+                else float("nan")
+            )
         else:
             rates = [c.k / c.n for c in per_case if c.n]
             rate = sum(rates) / len(rates) if rates else float("nan")
@@ -341,16 +363,36 @@ class Run:
         latencies = [x.latency_s for x in used if x.error is None]
         worst = sorted(per_case, key=lambda c: (c.k / c.n if c.n else 0.0) * (1 if at_least else -1))
         result = Result(
-            prompt=self.prompt.name, prompt_version=self.prompt.version, model=self.model.id,
-            check=check.name, check_params=dict(check.params), description=check.description,
-            direction=direction, threshold=threshold, tolerance=s.tolerance,
-            false_alarm=s.false_alarm, miss=s.miss, k=k, n=n, errors=st["errors"], calls=st["calls"],
-            rate=rate, interval=interval, bound=bound, verdict=st["verdict"], conclusive=st["conclusive"],
-            fixed_n=st["fixed_n"], n_cases=len(self.cases), cases=tuple(worst if len(self.cases) > 1 else per_case),
-            latency_p50=_percentile(latencies, 0.5), latency_p95=_percentile(latencies, 0.95),
+            prompt=self.prompt.name,
+            prompt_version=self.prompt.version,
+            model=self.model.id,
+            check=check.name,
+            check_params=dict(check.params),
+            description=check.description,
+            direction=direction,
+            threshold=threshold,
+            tolerance=s.tolerance,
+            false_alarm=s.false_alarm,
+            miss=s.miss,
+            k=k,
+            n=n,
+            errors=st["errors"],
+            calls=st["calls"],
+            rate=rate,
+            interval=interval,
+            bound=bound,
+            verdict=st["verdict"],
+            conclusive=st["conclusive"],
+            fixed_n=st["fixed_n"],
+            n_cases=len(self.cases),
+            cases=tuple(worst if len(self.cases) > 1 else per_case),
+            latency_p50=_percentile(latencies, 0.5),
+            latency_p95=_percentile(latencies, 0.95),
             input_tokens=sum(x.input_tokens or 0 for x in used),
-            output_tokens=sum(x.output_tokens or 0 for x in used), test_id=self.test_id,
-            error_budget=s.error_budget, first_error=next((x.error for x in used if x.error), ""),
+            output_tokens=sum(x.output_tokens or 0 for x in used),
+            test_id=self.test_id,
+            error_budget=s.error_budget,
+            first_error=next((x.error for x in used if x.error), ""),
         )
         return _with_message(result)
 
@@ -397,8 +439,9 @@ def describe(r: Result) -> str:
     text = f"{head}; {need}; {tail}"
     if r.n_cases > 1 and r.verdict != PASS:
         worst = [c for c in r.cases[:5] if c.n]
-        text += ". Worst cases: " + ", ".join(f"{c.case_id} {c.k}/{c.n}" + (f" ({c.example[:60]})" if c.example else "") for c in worst)
+        text += ". Worst cases: " + ", ".join(
+            f"{c.case_id} {c.k}/{c.n}" + (f" ({c.example[:60]})" if c.example else "") for c in worst
+        )
     elif r.n_cases == 1 and r.verdict == FAIL and r.cases and r.cases[0].example:
         text += f". Example: {r.cases[0].example[:120]}"
     return text
-

@@ -79,7 +79,7 @@ def retry_after(exc: BaseException) -> float | None:
     if value is None and headers is not None:
         try:
             value = headers.get("retry-after")
-        except Exception:  # noqa: BLE001 - headers of unknown type
+        except Exception:
             value = None
     try:
         return max(0.0, float(value)) if value is not None else None
@@ -135,10 +135,16 @@ class Sampler:
             try:
                 c = await asyncio.wait_for(self.model.generate(r.messages, seed=seed), self.timeout)
                 return Sample(
-                    r.case_id, r.index, c.text, None, time.perf_counter() - start,
-                    c.input_tokens, c.output_tokens, attempt,
+                    r.case_id,
+                    r.index,
+                    c.text,
+                    None,
+                    time.perf_counter() - start,
+                    c.input_tokens,
+                    c.output_tokens,
+                    attempt,
                 )
-            except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
+            except Exception as exc:
                 if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
                     message = f"timed out after {self.timeout:g}s"
                     transient = True
@@ -147,7 +153,9 @@ class Sampler:
                     transient = is_transient(exc)
                 if not transient or attempt > self.retries:
                     kind = "permanent" if not transient else f"after {attempt} attempts"
-                    return Sample(r.case_id, r.index, None, f"{message} ({kind})", time.perf_counter() - start, attempts=attempt)
+                    return Sample(
+                        r.case_id, r.index, None, f"{message} ({kind})", time.perf_counter() - start, attempts=attempt
+                    )
                 delay = jitter.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
                 await asyncio.sleep(max(delay, retry_after(exc) or 0.0))
 

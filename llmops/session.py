@@ -52,8 +52,12 @@ class Session:
         """
         settings = self.settings.replace("sample()", **overrides) if overrides else self.settings
         return Run(
-            prompt, cases, resolve_model(model) if model is not None else self.model, settings,
-            test_id=self.test_id, on_result=self._record,
+            prompt,
+            cases,
+            resolve_model(model) if model is not None else self.model,
+            settings,
+            test_id=self.test_id,
+            on_result=self._record,
         )
 
     def _record(self, result: Result) -> None:

@@ -21,7 +21,6 @@ RESULT_PROPERTY = "llmops_result"
 ERROR_PROPERTY = "llmops_error"
 
 settings_key = pytest.StashKey[Settings]()
-results_key = pytest.StashKey[list[dict[str, Any]]]()
 item_results_key = pytest.StashKey[list[Any]]()
 
 
@@ -42,7 +41,9 @@ def _argparse_type(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmops", "llmops: statistical prompt tests")
     for name, option in OPTIONS.items():
-        group.addoption(_flag(name), dest=f"llmops_{name}", type=_argparse_type(option.parse), default=None, help=option.help)
+        group.addoption(
+            _flag(name), dest=f"llmops_{name}", type=_argparse_type(option.parse), default=None, help=option.help
+        )
         parser.addini(f"llmops_{name}", option.help)
 
 
@@ -63,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[settings_key] = Settings().replace("llmops options", **values)
     except ConfigError as e:
         raise pytest.UsageError(f"llmops: ini {e}") from None
-    config.stash[results_key] = []
+    config.pluginmanager.register(Collector(config), "llmops-collector")
 
 
 def _settings_for(request: pytest.FixtureRequest) -> Settings:
@@ -92,7 +93,9 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Any:
 
     results: list[Any] = []
     request.node.stash[item_results_key] = results
-    return Session(model=llmops_model, settings=_settings_for(request), test_id=request.node.nodeid, on_result=results.append)
+    return Session(
+        model=llmops_model, settings=_settings_for(request), test_id=request.node.nodeid, on_result=results.append
+    )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -118,32 +121,25 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     return None
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when != "call":
-        return
-    sink = _results_sink
-    if sink is not None:
-        sink.extend(json.loads(v) for k, v in report.user_properties if k == RESULT_PROPERTY)
+class Collector:
+    """Gathers results from test reports: in the controller under xdist, since reports travel."""
 
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.results: list[dict[str, Any]] = []
 
-_results_sink: list[dict[str, Any]] | None = None
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self.results.extend(json.loads(v) for k, v in report.user_properties if k == RESULT_PROPERTY)
 
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.results or hasattr(self.config, "workerinput"):
+            return
+        from llmops.evaluation import Result
+        from llmops.report.terminal import footer, table
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    global _results_sink
-    _results_sink = session.config.stash[results_key]
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    results = config.stash.get(results_key, [])
-    if not results or hasattr(config, "workerinput"):
-        return
-    from llmops.evaluation import Result
-    from llmops.report.terminal import footer, table
-
-    parsed = [Result.from_dict(d) for d in results]
-    terminalreporter.write_sep("=", "llmops summary")
-    if config.get_verbosity() >= 0:
-        terminalreporter.write_line(table(parsed))
-    terminalreporter.write_line(footer(parsed))
+        parsed = [Result.from_dict(d) for d in self.results]
+        terminalreporter.write_sep("=", "llmops summary")
+        if self.config.get_verbosity() >= 0:
+            terminalreporter.write_line(table(parsed))
+        terminalreporter.write_line(footer(parsed))

@@ -1,7 +1,12 @@
 import random
 
+# In-process pytester runs drop modules first imported inside them; numpy cannot be loaded
+# twice in one process, so import the heavy parts once here, before any pytester run.
+import langchain_core.messages  # noqa: F401
 import pytest
 
+import llmops.report.terminal
+import llmops.session  # noqa: F401
 from llmops import FunctionModel
 
 

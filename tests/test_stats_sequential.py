@@ -92,7 +92,11 @@ def test_rate_one_fails_on_the_first_failure():
 
 @pytest.mark.parametrize(
     "args,match",
-    [((0.9, 0.95, 0.01, 0.05), "tolerance"), ((1.2, 0.1, 0.01, 0.05), "threshold"), ((0.9, 0.1, 0.6, 0.05), "false-alarm")],
+    [
+        ((0.9, 0.95, 0.01, 0.05), "tolerance"),
+        ((1.2, 0.1, 0.01, 0.05), "threshold"),
+        ((0.9, 0.1, 0.6, 0.05), "false-alarm"),
+    ],
 )
 def test_bad_parameters_are_named(args, match):
     with pytest.raises(ConfigError, match=match):

@@ -55,8 +55,7 @@ def json_schema(schema: dict[str, Any]):  # type: ignore[no-untyped-def]
     except SchemaError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "(root)"
         raise CheckError(
-            f"json_schema: invalid JSON Schema at {where}: {e.message}; fix the schema "
-            f"(checked against {cls.__name__})"
+            f"json_schema: invalid JSON Schema at {where}: {e.message}; fix the schema (checked against {cls.__name__})"
         ) from None
     validator = cls(schema)
 
@@ -67,9 +66,9 @@ def json_schema(schema: dict[str, Any]):  # type: ignore[no-untyped-def]
             return Outcome("fail", f"not JSON: {e}")
         errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
         if errors:
-            e = errors[0]
-            where = "/".join(str(p) for p in e.absolute_path) or "(root)"
-            return Outcome("fail", f"schema: {where}: {e.message}")
+            first = errors[0]
+            where = "/".join(str(p) for p in first.absolute_path) or "(root)"
+            return Outcome("fail", f"schema: {where}: {first.message}")
         return Outcome("pass")
 
     return run

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from llmops.errors import ModelError
@@ -126,7 +126,9 @@ def resolve_model(spec: Any) -> Model:
         return LangChainModel(spec)
     if callable(spec):
         return CallableModel(spec)
-    raise ModelError(f"cannot use {type(spec).__name__} as a model: give a LangChain model, a 'provider:model' string or a callable")
+    raise ModelError(
+        f"cannot use {type(spec).__name__} as a model: give a LangChain model, a 'provider:model' string or a callable"
+    )
 
 
 @lru_cache(maxsize=32)
@@ -145,7 +147,9 @@ def _from_string(spec: str) -> Model:
     try:
         chat = init_chat_model(spec)
     except ImportError as e:
-        raise ModelError(f"model {spec!r}: the provider package is missing ({e}); install it, e.g. pip install langchain-{spec.split(':')[0]}") from None
+        raise ModelError(
+            f"model {spec!r}: the provider package is missing ({e}); install it, e.g. pip install langchain-{spec.split(':')[0]}"
+        ) from None
     except Exception as e:
         raise ModelError(f"model {spec!r} could not be created: {e}") from None
     return LangChainModel(chat, id=spec)

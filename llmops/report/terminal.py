@@ -17,17 +17,19 @@ def rows(results: Sequence[Result]) -> list[list[str]]:
     for r in results:
         saved = r.fixed_n - r.calls
         verdict = r.verdict + ("?" if not r.conclusive and r.verdict != "ERROR" else "")
-        out.append([
-            r.test_id.split("::", 1)[-1] or "-",
-            f"{r.prompt}@{r.prompt_version[:7]}",
-            _requirement(r),
-            f"{r.k}/{r.n}" + (f" +{r.errors}err" if r.errors else ""),
-            f"{100 * r.rate:.0f}%" if r.n else "n/a",
-            f"{100 * r.interval[0]:.0f}-{100 * r.interval[1]:.0f}%",
-            verdict,
-            str(r.calls),
-            f"{saved:+d} ({100 * saved / r.fixed_n:.0f}%)" if r.fixed_n else "-",
-        ])
+        out.append(
+            [
+                r.test_id.split("::", 1)[-1] or "-",
+                f"{r.prompt}@{r.prompt_version[:7]}",
+                _requirement(r),
+                f"{r.k}/{r.n}" + (f" +{r.errors}err" if r.errors else ""),
+                f"{100 * r.rate:.0f}%" if r.n else "n/a",
+                f"{100 * r.interval[0]:.0f}-{100 * r.interval[1]:.0f}%",
+                verdict,
+                str(r.calls),
+                f"{saved:+d} ({100 * saved / r.fixed_n:.0f}%)" if r.fixed_n else "-",
+            ]
+        )
     return out
 
 

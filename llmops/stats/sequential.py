@@ -92,7 +92,6 @@ def _operating(
     max_n: int,
     p: float,
 ) -> tuple[float, float, float]:
-    ks = np.arange(max_n + 2)
     prob = np.zeros(max_n + 2)
     prob[0] = 1.0
     p_fail = p_pass = expected_n = 0.0
@@ -160,7 +159,7 @@ def sequential_design(
             )
         fail = tuple(n - 1 for n in range(cap + 1))
         pas = tuple(n if n >= n_pass else n + 1 for n in range(cap + 1))
-        pf, pp, _ = _operating(fail, pas, cap, cap, p_bad)
+        _, pp, _ = _operating(fail, pas, cap, cap, p_bad)
         return SequentialDesign(theta, delta, alpha, beta, cap, fail, pas, cap, n_fixed, 0.0, pp)
 
     cap = math.ceil(CAP_FACTOR * n_fixed) if max_n is None else max_n
@@ -224,7 +223,15 @@ def sequential_design(
     fa, pa = _lines(slope, h_fail, h_pass, cap)
     fa_rate, miss_rate = rates(h_fail, h_pass)
     return SequentialDesign(
-        theta, delta, alpha, beta, cap,
-        tuple(int(x) for x in fa), tuple(int(x) for x in pa),
-        cap_cutoff(h_fail, h_pass), n_fixed, fa_rate, miss_rate,
+        theta,
+        delta,
+        alpha,
+        beta,
+        cap,
+        tuple(int(x) for x in fa),
+        tuple(int(x) for x in pa),
+        cap_cutoff(h_fail, h_pass),
+        n_fixed,
+        fa_rate,
+        miss_rate,
     )

@@ -1,0 +1,192 @@
+"""The plugin as a user sees it, through pytester."""
+
+import pytest
+
+CONFTEST = """
+import pytest
+from llmops import FunctionModel
+
+@pytest.fixture
+def llmops_model():
+    return FunctionModel(lambda text, rng: '{"category": "billing"}' if rng.random() < 0.97 else "no")
+"""
+
+SUITE = """
+import pytest
+from llmops import Case, Prompt, checks
+
+P = Prompt("triage", "Ticket: {ticket}")
+C = Case({"ticket": "refund please"}, id="refund")
+
+def test_format_passes(llmops):
+    llmops.sample(P, C).expect(checks.json_valid(), at_least=0.9)
+
+def test_strict_requirement_fails(llmops):
+    llmops.sample(P, C).expect(checks.json_valid(), at_least=0.999, tolerance=0.02)
+"""
+
+
+@pytest.fixture
+def suite(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite=SUITE)
+    return pytester
+
+
+def test_help_lists_the_options(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "*llmops: statistical prompt tests*",
+            "*--llmops-model=*",
+            "*--llmops-tolerance=*",
+            "*--llmops-false-alarm=*",
+            "*llmops_miss*",
+        ]
+    )
+
+
+def test_passing_and_failing_suite_with_summary(suite):
+    result = suite.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*RequirementFailed: valid JSON in * of * samples, *%, 95% interval *; requirement at least 99.9% (tolerance 2%); FAIL with false-alarm rate <= 1%*",
+            "*llmops summary*",
+            "test*prompt*requirement*k/n*rate*95% CI*verdict*calls*saved vs fixed-N",
+            "test_format_passes*triage@*valid JSON >= 90%*PASS*",
+            "test_strict_requirement_fails*FAIL*",
+            "2 requirements: 1 PASS, 1 FAIL, 0 ERROR; * model calls*",
+        ]
+    )
+
+
+def test_quiet_keeps_only_the_footer(suite):
+    result = suite.runpytest("-q")
+    assert "requirements: 1 PASS, 1 FAIL" in result.stdout.str()
+    assert "saved vs fixed-N" not in result.stdout.str()
+
+
+def test_broken_schema_is_an_error_naming_the_problem(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        """
+        from llmops import Case, Prompt, checks
+        def test_schema(llmops):
+            run = llmops.sample(Prompt("p", "{x}"), Case({"x": 1}))
+            run.expect(checks.json_schema({"type": "objekt"}), at_least=0.9)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*CheckError: json_schema: invalid JSON Schema at type*"])
+
+
+def test_missing_prompt_variable_is_an_error(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        """
+        from llmops import Case, Prompt
+        def test_vars(llmops):
+            llmops.sample(Prompt("triage", "Ticket: {ticket}"), Case({"body": "x"}, id="c7"))
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*prompt 'triage' needs variable 'ticket', which case 'c7' does not supply*"])
+
+
+def test_unknown_marker_keyword_is_rejected_by_name(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        """
+        import pytest
+        @pytest.mark.llmops(tolerence=0.05)
+        def test_x(llmops):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*@pytest.mark.llmops on test_x: unknown keyword 'tolerence'; valid keywords:*tolerance*"]
+    )
+
+
+def test_marker_and_ini_settings_apply(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makeini("[pytest]\nllmops_false_alarm = 0.05\n")
+    pytester.makepyfile(
+        """
+        import pytest
+        from llmops import Case, Prompt, checks
+        @pytest.mark.llmops(tolerance=0.05)
+        def test_x(llmops):
+            r = llmops.sample(Prompt("p", "{x}"), Case({"x": 1})).expect(checks.json_valid(), at_least=0.9)
+            assert (r.tolerance, r.false_alarm) == (0.05, 0.05)
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_bad_option_values_are_rejected_quoting_the_value(pytester):
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--llmops-false-alarm=0.7")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--llmops-false-alarm*expected a rate in (0, 0.5), got '0.7'*"])
+    pytester.makeini("[pytest]\nllmops_concurrency = lots\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*concurrency: expected a int, got 'lots'*"])
+
+
+def test_no_model_configured_says_how_to_configure_one(pytester):
+    pytester.makepyfile(
+        """
+        from llmops import Case, Prompt, checks
+        def test_x(llmops):
+            llmops.sample(Prompt("p", "{x}"), Case({"x": 1})).expect(checks.json_valid(), at_least=0.9)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*no model configured: pass --llmops-model*"])
+
+
+def test_error_budget_is_a_pytest_error(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+        from llmops import Case, FunctionModel, Prompt, checks
+
+        def down(text, rng):
+            raise ConnectionError("503 from upstream")
+
+        @pytest.fixture
+        def llmops_model():
+            return FunctionModel(down)
+
+        @pytest.mark.llmops(retries=0)
+        def test_x(llmops):
+            llmops.sample(Prompt("p", "{x}"), Case({"x": 1})).expect(checks.json_valid(), at_least=0.9)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*ErrorBudgetExceeded*error budget 10%; no verdict. First error: ConnectionError: 503 from upstream*"]
+    )
+
+
+def test_results_survive_xdist(suite):
+    suite.makepyfile(
+        test_more=SUITE.replace("test_format_passes", "test_other_format").replace(
+            "test_strict_requirement_fails", "test_other_strict"
+        )
+    )
+    result = suite.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(passed=2, failed=2)
+    out = result.stdout.str()
+    assert "4 requirements: 2 PASS, 2 FAIL, 0 ERROR" in out
+    for name in ("test_format_passes", "test_strict_requirement_fails", "test_other_format", "test_other_strict"):
+        assert sum(line.startswith(name) for line in out.splitlines()) == 1, name
