@@ -124,6 +124,7 @@ class Run:
         *,
         test_id: str = "",
         on_result: Callable[[Result], None] | None = None,
+        on_draw: Callable[[int], None] | None = None,
     ) -> None:
         self.prompt = prompt
         self.cases: list[Case] = as_cases(cases)
@@ -133,6 +134,7 @@ class Run:
         self.settings = settings
         self.test_id = test_id
         self._on_result = on_result
+        self._on_draw = on_draw
         self._sampler = Sampler(
             model,
             concurrency=settings.concurrency,
@@ -158,6 +160,8 @@ class Run:
             requests += [Request(case_id, start + i, self._messages[case_id]) for i in range(count)]
         for s in self._sampler.draw(requests, seed_key=self.prompt.version):
             self.samples[s.case_id].append(s)
+        if self._on_draw is not None:
+            self._on_draw(len(requests))
 
     def _outcome(self, check: Check, case: Case, sample: Sample) -> Outcome:
         key = (id(check), case.id, sample.index)

@@ -30,6 +30,7 @@ class Session:
         *,
         test_id: str = "",
         on_result: Callable[[Result], None] | None = None,
+        on_draw: Callable[[int], None] | None = None,
         **overrides: Any,
     ) -> None:
         self.settings = (settings or Settings()).replace("Session()", **overrides)
@@ -37,6 +38,7 @@ class Session:
         self._model: Model | None = None
         self.test_id = test_id
         self._on_result = on_result
+        self._on_draw = on_draw
         self.results: list[Result] = []
 
     @property
@@ -58,6 +60,7 @@ class Session:
             settings,
             test_id=self.test_id,
             on_result=self._record,
+            on_draw=self._on_draw,
         )
 
     def _record(self, result: Result) -> None:

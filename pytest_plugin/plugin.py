@@ -8,6 +8,7 @@ Results ride on each test report (``user_properties``) so they survive pytest-xd
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -93,8 +94,18 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Any:
 
     results: list[Any] = []
     request.node.stash[item_results_key] = results
+    progress: Collector = request.config.pluginmanager.get_plugin("llmops-collector")
+
+    def on_result(result: Any) -> None:
+        results.append(result)
+        progress.verdict(result)
+
     return Session(
-        model=llmops_model, settings=_settings_for(request), test_id=request.node.nodeid, on_result=results.append
+        model=llmops_model,
+        settings=_settings_for(request),
+        test_id=request.node.nodeid,
+        on_result=on_result,
+        on_draw=progress.drawn,
     )
 
 
@@ -121,12 +132,55 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     return None
 
 
+def _nothing() -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 class Collector:
     """Gathers results from test reports: in the controller under xdist, since reports travel."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.results: list[dict[str, Any]] = []
+        self.samples = 0
+        self.verdicts: dict[str, int] = {}
+
+    # -- progress while sampling: a live line on a terminal, a line per verdict in CI logs --
+
+    def _terminal(self) -> Any:
+        if self.config.get_verbosity() < 0 or hasattr(self.config, "workerinput"):
+            return None
+        return self.config.pluginmanager.get_plugin("terminalreporter")
+
+    def _write(self, text: str, final: bool) -> None:
+        tr = self._terminal()
+        if tr is None or not (final or tr.isatty()):
+            return
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman else _nothing():
+            if tr.isatty():
+                tr.write("\r" + text.ljust(tr._tw.fullwidth - 1)[: tr._tw.fullwidth - 1])
+                if final:
+                    tr.write("\n")
+            else:
+                tr.ensure_newline()
+                tr.write_line(text)
+
+    def _so_far(self) -> str:
+        verdicts = ", ".join(f"{n} {v}" for v, n in sorted(self.verdicts.items()))
+        return f"{self.samples} samples drawn" + (f"; verdicts so far: {verdicts}" if verdicts else "")
+
+    def drawn(self, count: int) -> None:
+        self.samples += count
+        self._write(f"llmops: sampling... {self._so_far()}", final=False)
+
+    def verdict(self, result: Any) -> None:
+        self.verdicts[result.verdict] = self.verdicts.get(result.verdict, 0) + 1
+        name = result.test_id.split("::", 1)[-1]
+        self._write(
+            f"llmops: {name}: {result.description} -> {result.verdict} after {result.calls} calls ({self._so_far()})",
+            final=True,
+        )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":

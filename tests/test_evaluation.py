@@ -149,7 +149,9 @@ def test_dataset_level_false_alarm_rate_holds_with_heterogeneous_cases():
 
 def test_clustered_design_is_sized_from_the_sequential_cap():
     d = clustered_design(0.9, 0.1, 0.01, 0.05, 20)
-    assert d.looks[0] == 1 and d.looks[-1] == d.max_rounds and d.max_calls >= 297
+    assert d.looks == (1, 2, 4, 8, 10) and d.max_calls == 200  # at most 10 samples per case
+    assert clustered_design(0.9, 0.1, 0.01, 0.05, 100).max_rounds == 3  # ~1.5x fixed N in all
+    assert clustered_design(0.9, 0.1, 0.01, 0.05, 20, max_samples=400).max_rounds == 20
 
 
 def test_seeded_runs_are_reproducible():

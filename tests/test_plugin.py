@@ -190,3 +190,10 @@ def test_results_survive_xdist(suite):
     assert "4 requirements: 2 PASS, 2 FAIL, 0 ERROR" in out
     for name in ("test_format_passes", "test_strict_requirement_fails", "test_other_format", "test_other_strict"):
         assert sum(line.startswith(name) for line in out.splitlines()) == 1, name
+
+
+def test_progress_prints_a_line_per_verdict_and_is_quiet_under_q(suite):
+    out = suite.runpytest().stdout.str()
+    assert "llmops: test_format_passes: valid JSON -> PASS after" in out
+    assert "verdicts so far: 1 FAIL, 1 PASS" in out
+    assert "llmops: test_format_passes" not in suite.runpytest("-q").stdout.str()

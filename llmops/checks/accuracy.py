@@ -72,7 +72,7 @@ def extract_number(text: str) -> float | None:
     return float(found[-1].replace(",", ""))
 
 
-@check(description="the expected number (±{tolerance})", needs_expected=True)
+@check(description="the expected number", needs_expected=True)
 def numeric(expected: float | None = None, tolerance: float = 1e-6):  # type: ignore[no-untyped-def]
     def run(output: str, case: Case) -> Outcome:
         want = float(_expected(expected, case, "numeric"))

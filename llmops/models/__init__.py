@@ -85,7 +85,9 @@ class LangChainModel:
         import langchain_core.messages as lc
 
         payload = [getattr(lc, _ROLE_CLASSES.get(role, "HumanMessage"))(content=text) for role, text in messages]
-        result = await self.runnable.ainvoke(payload)
+        # Models that take a per-sample seed (the local model) get one: reproducible runs.
+        extra = {"seed": seed} if getattr(self.runnable, "llmops_seeded", False) else {}
+        result = await self.runnable.ainvoke(payload, **extra)
         if isinstance(result, str):
             return Completion(result)
         content = getattr(result, "content", None)

@@ -34,6 +34,11 @@ from scipy.stats import t as _t
 from llmops.stats.planning import fixed_n
 from llmops.stats.sequential import CAP_FACTOR, FAIL, PASS, validate
 
+#: Default cap on samples per case.  The variance of a case mean is between-case variance
+#: plus within-case variance / K; by K = 10 the second part is at most 0.025 and more
+#: samples per case barely move the bound: only more cases do.
+MAX_ROUNDS = 10
+
 
 def _adjusted(rates: Sequence[float]) -> tuple[float, float, int]:
     """Mean, standard error and degrees of freedom with the two pseudo-cases."""
@@ -98,7 +103,9 @@ def clustered_design(
     validate(theta, delta, alpha, beta)
     if max_samples is None:
         max_samples = math.ceil(CAP_FACTOR * fixed_n(theta, delta, alpha, beta)[0])
-    max_rounds = max(1, math.ceil(max_samples / n_cases))
+        max_rounds = max(1, min(MAX_ROUNDS, math.ceil(max_samples / n_cases)))
+    else:
+        max_rounds = max(1, math.ceil(max_samples / n_cases))
     looks = []
     r = 1
     while r < max_rounds:
