@@ -71,6 +71,16 @@ class Result:
     first_error: str = ""
     test_id: str = ""
     message: str = ""
+    template: tuple[tuple[str, str], ...] = ()  # the prompt's (role, template) parts, for the registry
+    samples: tuple[dict[str, Any], ...] = ()  # one row per sample used: the drill-down table
+
+    @property
+    def key(self) -> str:
+        """What a baseline is matched on: prompt, check with its arguments, direction."""
+        import json
+
+        params = json.dumps({k: _jsonable(v) for k, v in self.check_params.items()}, sort_keys=True)
+        return f"{self.prompt}|{self.check}{params}|{self.direction}"
 
     @property
     def passed(self) -> bool:
@@ -87,6 +97,8 @@ class Result:
         d = dict(d)
         d["interval"] = tuple(d["interval"])
         d["cases"] = tuple(CaseCount(**c) for c in d.get("cases", ()))
+        d["template"] = tuple(tuple(p) for p in d.get("template", ()))
+        d["samples"] = tuple(d.get("samples", ()))
         return cls(**d)
 
 
@@ -339,10 +351,24 @@ class Run:
         at_least = direction == "at_least"
         per_case = []
         used: list[Sample] = []
+        rows: list[dict[str, Any]] = []
         for c in self.cases:
             smp = self.samples[c.id][: st["used"][c.id]]
             used += smp
             ok = [self._outcome(check, c, x) for x in smp]
+            rows += [
+                {
+                    "case_id": c.id,
+                    "sample": x.index,
+                    "inputs": _jsonable(c.inputs),
+                    "output": x.output,
+                    "check": check.name,
+                    "outcome": o.status,
+                    "reason": o.reason,
+                    "latency_s": round(x.latency_s, 4),
+                }
+                for x, o in zip(smp, ok, strict=True)
+            ]
             answered = [o for o in ok if o.status != "error"]
             n_good = sum(good(o) for o in answered)
             bad_reason = next((o.reason for o in answered if not good(o)), "")
@@ -397,6 +423,8 @@ class Run:
             test_id=self.test_id,
             error_budget=s.error_budget,
             first_error=next((x.error for x in used if x.error), ""),
+            template=tuple(tuple(p) for p in self.prompt.parts),
+            samples=tuple(rows),
         )
         return _with_message(result)
 

@@ -63,6 +63,11 @@ class Prompt:
         self.version = hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     @property
+    def parts(self) -> list[Message]:
+        """The (role, template) messages before variables are filled in."""
+        return list(self._parts)
+
+    @property
     def text(self) -> str:
         """The template text as a person reads it (roles in brackets when there are several)."""
         if len(self._parts) == 1:
