@@ -72,6 +72,16 @@ def _text(text: Any) -> str | None:
 class Option:
     parse: Callable[[Any], Any]
     help: str
+    session: bool = False  # a whole-session setting: not a marker or expect() keyword
+
+
+def _on_off(text: Any) -> bool:
+    value = str(text).strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"tracking: expected on or off, got {text!r}")
 
 
 #: Every setting: its parser and its help text.  The plugin turns each into
@@ -98,6 +108,17 @@ OPTIONS: dict[str, Option] = {
         "largest share of samples that may end in errors before a requirement is an ERROR (default 0.1)",
     ),
     "seed": Option(non_negative_int("seed"), "seed for simulated models and sample order (default 0)"),
+    "tracking": Option(
+        _on_off, "log each session to MLflow: on or off (default on; env LLMOPS_TRACKING)", session=True
+    ),
+    "tracking_uri": Option(
+        _text, "MLflow tracking URI (MLFLOW_TRACKING_URI wins when set; default: MLflow's local store)", session=True
+    ),
+    "experiment": Option(_text, "MLflow experiment name (default llmops)", session=True),
+    "baseline": Option(
+        _text, "compare with a baseline: an alias set by `llmops promote`, a run id, or a results .json", session=True
+    ),
+    "promote": Option(_text, "after logging, mark this session's run as the baseline with this alias", session=True),
 }
 
 
@@ -113,13 +134,21 @@ class Settings:
     retries: int = 3
     error_budget: float = 0.1
     seed: int = 0
+    tracking: bool = True
+    tracking_uri: str | None = None
+    experiment: str = "llmops"
+    baseline: str | None = None
+    promote: str | None = None
 
-    def replace(self, where: str = "settings", **changes: Any) -> Settings:
-        """A copy with ``changes`` parsed and applied; unknown names are rejected by name."""
+    def replace(self, where: str = "settings", *, session: bool = False, **changes: Any) -> Settings:
+        """A copy with ``changes`` parsed and applied; unknown names are rejected by name.
+
+        Session-wide settings (tracking, baseline, ...) are accepted only with ``session=True``.
+        """
         parsed: dict[str, Any] = {}
         for key, value in changes.items():
-            if key not in OPTIONS:
-                valid = ", ".join(sorted(OPTIONS))
+            if key not in OPTIONS or (OPTIONS[key].session and not session):
+                valid = ", ".join(sorted(k for k, o in OPTIONS.items() if session or not o.session))
                 raise ConfigError(f"{where}: unknown keyword {key!r}; valid keywords: {valid}")
             parsed[key] = value if value is None and key in ("model", "max_samples") else OPTIONS[key].parse(value)
         return dataclasses.replace(self, **parsed)  # type: ignore[arg-type]

@@ -94,6 +94,48 @@ class Prompt:
             return [(role, text.format(**inputs)) for role, text in self._parts]
         return [(m.type, _content_text(m.content)) for m in self.template.format_messages(**inputs)]
 
+    @classmethod
+    def from_parts(cls, name: str, parts: list[Message]) -> Prompt:
+        """A prompt from (role, template) messages, as kept in results and the registry."""
+        roles = [role for role, _ in parts]
+        if roles == ["human"]:
+            return cls(name, parts[0][1])
+        if roles == ["system", "human"]:
+            return cls(name, parts[1][1], system=parts[0][1])
+        from langchain_core.prompts import ChatPromptTemplate
+
+        return cls(name, ChatPromptTemplate.from_messages(parts))
+
+    @classmethod
+    def load(cls, uri: str, *, tracking_uri: str | None = None) -> Prompt:
+        """A prompt from the MLflow Prompt Registry: ``prompts:/name@alias`` or ``prompts:/name/3``."""
+        import re
+
+        from llmops.tracking.mlflow_store import MlflowStore, from_mlflow_template
+        from llmops.tracking.mlflow_store import tracking_uri as resolve
+
+        m = re.fullmatch(r"prompts:/([^/@]+)(?:@([\w.-]+)|/(\d+))", uri)
+        if not m:
+            raise PromptError(f"prompt URI {uri!r}: use prompts:/NAME@ALIAS or prompts:/NAME/VERSION")
+        name, alias, number = m.groups()
+        store = MlflowStore(resolve(tracking_uri))
+        store.check_reachable()
+        try:
+            pv = (
+                store.client.get_prompt_version_by_alias(name, alias)
+                if alias
+                else store.client.get_prompt_version(name, number)
+            )
+        except Exception as e:
+            pv, why = None, str(e).splitlines()[0]
+        else:
+            why = "not found"
+        if pv is None:
+            raise PromptError(
+                f"prompt {uri} is not in the registry at {store.uri} ({why}); register it by running its tests with tracking on"
+            )
+        return cls.from_parts(name, from_mlflow_template(pv.template))
+
     def __repr__(self) -> str:
         return f"Prompt({self.name!r}, version={self.version!r}, variables={list(self.variables)!r})"
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -54,6 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "llmops(**settings): per-test llmops settings, e.g. tolerance=0.05, max_samples=300, model='openai:gpt-4o-mini'",
     )
     values: dict[str, Any] = {}
+    if os.environ.get("LLMOPS_TRACKING"):
+        values["tracking"] = os.environ["LLMOPS_TRACKING"]
     for name in OPTIONS:
         ini = config.getini(f"llmops_{name}")
         if ini not in (None, "", []):
@@ -62,7 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if cli is not None:
             values[name] = cli
     try:
-        config.stash[settings_key] = Settings().replace("llmops options", **values)
+        config.stash[settings_key] = Settings().replace("llmops options", session=True, **values)
     except ConfigError as e:
         raise pytest.UsageError(f"llmops: ini {e}") from None
     config.pluginmanager.register(Collector(config), "llmops-collector")
@@ -144,6 +148,47 @@ class Collector:
         self.results: list[dict[str, Any]] = []
         self.samples = 0
         self.verdicts: dict[str, int] = {}
+        self.started = time.time()
+        self.lines: list[str] = []  # tracking and baseline lines for the summary
+
+    # -- end of session: MLflow, baseline gate, promotion (controller only) -----------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.results or hasattr(self.config, "workerinput"):
+            return
+        settings = self.config.stash[settings_key]
+        from llmops.tracking import finish, new_record, publish
+
+        record = finish(new_record(settings.as_params(), self.started), self.results)
+        run_id = None
+        if settings.tracking:
+            spool_dir = self.config.rootpath / ".llmops" / "spool"
+            run_id, line = publish(record, settings.tracking_uri, settings.experiment, spool_dir)
+            self.lines.append(line)
+        if settings.baseline:
+            self._compare(session, settings, record)
+        if settings.promote and run_id:
+            from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
+
+            done = MlflowStore(tracking_uri(settings.tracking_uri), settings.experiment).promote(
+                run_id, settings.promote
+            )
+            self.lines.append(f"promoted run {run_id} as baseline @{settings.promote}: " + "; ".join(done))
+
+    def _compare(self, session: pytest.Session, settings: Settings, record: dict[str, Any]) -> None:
+        from llmops.baseline import compare, load_baseline
+
+        try:
+            label, base = load_baseline(settings.baseline or "", settings.tracking_uri, settings.experiment)
+        except Exception as e:
+            self.lines.append(f"baseline gate ERROR: {e}")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        report = compare(record["results"], base["results"], label, settings.tolerance, settings.false_alarm)
+        self.lines += report.lines()
+        if report.regressions:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     # -- progress while sampling: a live line on a terminal, a line per verdict in CI logs --
 
@@ -197,3 +242,5 @@ class Collector:
         if self.config.get_verbosity() >= 0:
             terminalreporter.write_line(table(parsed))
         terminalreporter.write_line(footer(parsed))
+        for line in self.lines:
+            terminalreporter.write_line(line, red=line.startswith(("REGRESSION", "baseline gate ERROR")))

@@ -1,3 +1,4 @@
+import os
 import random
 
 # In-process pytester runs drop modules first imported inside them; numpy cannot be loaded
@@ -18,3 +19,8 @@ def bernoulli_model(p: float, good: str = '{"ok": true}', bad: str = "not json")
 @pytest.fixture
 def rng() -> random.Random:
     return random.Random(1234)
+
+
+# The project's own plugin tests run inner pytest sessions; they track only when a test
+# asks for it (tests/test_tracking.py), so they never write to the developer's MLflow store.
+os.environ.setdefault("LLMOPS_TRACKING", "off")

@@ -1,0 +1,150 @@
+"""`llmops` commands: sync, promote, history."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from llmops.errors import LlmopsError
+
+
+def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
+
+    store = MlflowStore(tracking_uri(args.tracking_uri), args.experiment)
+    store.check_reachable()
+    return store
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from llmops.tracking import spool
+
+    waiting = spool.pending(args.spool_dir)
+    if not waiting:
+        print(f"nothing to sync in {args.spool_dir}")
+        return 0
+    done = spool.sync(_store(args), args.spool_dir)
+    for session_id, run_id in done:
+        print(f"session {session_id} -> MLflow run {run_id}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    store = _store(args)
+    for line in store.promote(args.run_id, args.alias):
+        print(line)
+    print(f"run {args.run_id} is now baseline @{args.alias} in experiment '{args.experiment}'")
+    return 0
+
+
+def history_rows(store, prompt: str) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """One row per (run, requirement) of ``prompt``, oldest first."""
+    rows = []
+    for run in store.runs():
+        record = store.load_record(run.info.run_id)
+        for r in record["results"]:
+            if r["prompt"] != prompt:
+                continue
+            rows.append(
+                {
+                    "when": run.info.start_time,
+                    "run": run.info.run_id,
+                    "version": r["prompt_version"],
+                    "requirement": f"{r['description']} {'>=' if r['direction'] == 'at_least' else '<='} {r['threshold']:g}",
+                    "rate": r["rate"],
+                    "low": r["interval"][0],
+                    "high": r["interval"][1],
+                    "verdict": r["verdict"],
+                    "calls": r["calls"],
+                    "commit": record.get("git", {}).get("commit", "")[:7],
+                }
+            )
+    return rows
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    import datetime
+
+    store = _store(args)
+    rows = history_rows(store, args.prompt)
+    if not rows:
+        print(f"no runs with prompt {args.prompt!r} in experiment '{args.experiment}'")
+        return 1
+    print(f"{'date':16}  {'version':8}  {'commit':7}  {'verdict':7}  {'rate':>5}  {'95% CI':>9}  requirement")
+    for row in rows:
+        when = datetime.datetime.fromtimestamp(int(row["when"]) / 1000).strftime("%Y-%m-%d %H:%M")  # type: ignore[call-overload]
+        ci = f"{100 * row['low']:.0f}-{100 * row['high']:.0f}%"  # type: ignore[operator]
+        print(
+            f"{when:16}  {str(row['version'])[:8]:8}  {row['commit']!s:7}  {row['verdict']!s:7}  {100 * row['rate']:4.0f}%  {ci:>9}  {row['requirement']}"
+        )  # type: ignore[operator]
+    if args.plot:
+        plot_history(rows, args.prompt, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def plot_history(rows: list[dict[str, object]], prompt: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for req in sorted({str(r["requirement"]) for r in rows}):
+        mine = [r for r in rows if r["requirement"] == req]
+        x = list(range(len(mine)))
+        rates = [float(r["rate"]) for r in mine]  # type: ignore[arg-type]
+        lows = [float(r["rate"]) - float(r["low"]) for r in mine]  # type: ignore[arg-type]
+        highs = [float(r["high"]) - float(r["rate"]) for r in mine]  # type: ignore[arg-type]
+        ax.errorbar(x, rates, yerr=[lows, highs], marker="o", capsize=3, label=req)
+        for xi, r in zip(x, mine, strict=True):
+            ax.annotate(
+                str(r["version"])[:7],
+                (xi, float(r["rate"])),
+                textcoords="offset points",
+                xytext=(0, 6),
+                fontsize=7,
+                ha="center",
+            )  # type: ignore[arg-type]
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("run (oldest first)")
+    ax.set_ylabel("rate, with 95% interval")
+    ax.set_title(f"llmops history: {prompt}")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llmops", description="llmops: statistical prompt tests")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (MLFLOW_TRACKING_URI wins when set)")
+    common.add_argument("--experiment", default="llmops", help="MLflow experiment (default llmops)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sync", parents=[common], help="upload sessions kept in the local spool")
+    p.add_argument("--spool-dir", type=Path, default=Path(".llmops") / "spool")
+    p.set_defaults(fn=cmd_sync)
+
+    p = sub.add_parser("promote", parents=[common], help="mark a run as the baseline")
+    p.add_argument("run_id")
+    p.add_argument("--alias", default="baseline", help="baseline alias (default baseline)")
+    p.set_defaults(fn=cmd_promote)
+
+    p = sub.add_parser("history", parents=[common], help="a prompt's scores over time")
+    p.add_argument("prompt")
+    p.add_argument("--plot", type=Path, default=None, help="also write a PNG plot here")
+    p.set_defaults(fn=cmd_history)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except LlmopsError as e:
+        print(f"llmops {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
