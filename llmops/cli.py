@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from llmops.errors import LlmopsError
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _store(args: argparse.Namespace) -> Any:
     from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
 
     store = MlflowStore(tracking_uri(args.tracking_uri), args.experiment)
@@ -38,7 +40,21 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
-def history_rows(store, prompt: str) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class HistoryRow:
+    when: int  # ms since the epoch
+    run: str
+    version: str
+    requirement: str
+    rate: float
+    low: float
+    high: float
+    verdict: str
+    calls: int
+    commit: str
+
+
+def history_rows(store: Any, prompt: str) -> list[HistoryRow]:
     """One row per (run, requirement) of ``prompt``, oldest first."""
     rows = []
     for run in store.runs():
@@ -46,19 +62,20 @@ def history_rows(store, prompt: str) -> list[dict[str, object]]:  # type: ignore
         for r in record["results"]:
             if r["prompt"] != prompt:
                 continue
+            sign = ">=" if r["direction"] == "at_least" else "<="
             rows.append(
-                {
-                    "when": run.info.start_time,
-                    "run": run.info.run_id,
-                    "version": r["prompt_version"],
-                    "requirement": f"{r['description']} {'>=' if r['direction'] == 'at_least' else '<='} {r['threshold']:g}",
-                    "rate": r["rate"],
-                    "low": r["interval"][0],
-                    "high": r["interval"][1],
-                    "verdict": r["verdict"],
-                    "calls": r["calls"],
-                    "commit": record.get("git", {}).get("commit", "")[:7],
-                }
+                HistoryRow(
+                    int(run.info.start_time),
+                    run.info.run_id,
+                    r["prompt_version"],
+                    f"{r['description']} {sign} {r['threshold']:g}",
+                    r["rate"],
+                    r["interval"][0],
+                    r["interval"][1],
+                    r["verdict"],
+                    r["calls"],
+                    record.get("git", {}).get("commit", "")[:7],
+                )
             )
     return rows
 
@@ -73,40 +90,31 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 1
     print(f"{'date':16}  {'version':8}  {'commit':7}  {'verdict':7}  {'rate':>5}  {'95% CI':>9}  requirement")
     for row in rows:
-        when = datetime.datetime.fromtimestamp(int(row["when"]) / 1000).strftime("%Y-%m-%d %H:%M")  # type: ignore[call-overload]
-        ci = f"{100 * row['low']:.0f}-{100 * row['high']:.0f}%"  # type: ignore[operator]
+        when = datetime.datetime.fromtimestamp(row.when / 1000).strftime("%Y-%m-%d %H:%M")
+        ci = f"{100 * row.low:.0f}-{100 * row.high:.0f}%"
         print(
-            f"{when:16}  {str(row['version'])[:8]:8}  {row['commit']!s:7}  {row['verdict']!s:7}  {100 * row['rate']:4.0f}%  {ci:>9}  {row['requirement']}"
-        )  # type: ignore[operator]
+            f"{when:16}  {row.version[:8]:8}  {row.commit:7}  {row.verdict:7}  {100 * row.rate:4.0f}%  {ci:>9}  {row.requirement}"
+        )
     if args.plot:
         plot_history(rows, args.prompt, args.plot)
         print(f"plot written to {args.plot}")
     return 0
 
 
-def plot_history(rows: list[dict[str, object]], prompt: str, path: Path) -> None:
+def plot_history(rows: list[HistoryRow], prompt: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    for req in sorted({str(r["requirement"]) for r in rows}):
-        mine = [r for r in rows if r["requirement"] == req]
+    for req in sorted({r.requirement for r in rows}):
+        mine = [r for r in rows if r.requirement == req]
         x = list(range(len(mine)))
-        rates = [float(r["rate"]) for r in mine]  # type: ignore[arg-type]
-        lows = [float(r["rate"]) - float(r["low"]) for r in mine]  # type: ignore[arg-type]
-        highs = [float(r["high"]) - float(r["rate"]) for r in mine]  # type: ignore[arg-type]
-        ax.errorbar(x, rates, yerr=[lows, highs], marker="o", capsize=3, label=req)
+        yerr = [[r.rate - r.low for r in mine], [r.high - r.rate for r in mine]]
+        ax.errorbar(x, [r.rate for r in mine], yerr=yerr, marker="o", capsize=3, label=req)
         for xi, r in zip(x, mine, strict=True):
-            ax.annotate(
-                str(r["version"])[:7],
-                (xi, float(r["rate"])),
-                textcoords="offset points",
-                xytext=(0, 6),
-                fontsize=7,
-                ha="center",
-            )  # type: ignore[arg-type]
+            ax.annotate(r.version[:7], (xi, r.rate), textcoords="offset points", xytext=(0, 6), fontsize=7, ha="center")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("run (oldest first)")
     ax.set_ylabel("rate, with 95% interval")

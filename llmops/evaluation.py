@@ -423,7 +423,7 @@ class Run:
             test_id=self.test_id,
             error_budget=s.error_budget,
             first_error=next((x.error for x in used if x.error), ""),
-            template=tuple(tuple(p) for p in self.prompt.parts),
+            template=tuple(self.prompt.parts),
             samples=tuple(rows),
         )
         return _with_message(result)

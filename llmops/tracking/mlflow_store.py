@@ -43,7 +43,8 @@ def _key(text: str) -> str:
 
 
 def metric_prefix(result: dict[str, Any], taken: set[str]) -> str:
-    prefix = _key(f"{result['prompt']}/{result['check']}.{result['direction']}_{result['threshold']:g}")
+    test = result.get("test_id", "").split("::")[-1] or "session"
+    prefix = _key(f"{test}/{result['prompt']}/{result['check']}.{result['direction']}_{result['threshold']:g}")
     if result.get("check_params"):
         digest = hashlib.sha256(json.dumps(result["check_params"], sort_keys=True).encode()).hexdigest()[:6]
         prefix += f".{digest}"

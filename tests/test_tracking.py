@@ -1,0 +1,327 @@
+"""MLflow tracking, the prompt registry, the spool and the baseline gate, with real MLflow.
+
+Inner pytest sessions run in subprocesses (MLflow and numpy cannot be re-imported in one
+process); a real `mlflow server` with a sqlite backend is started on 127.0.0.1.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from llmops import Prompt
+from llmops.cli import main as cli
+from llmops.tracking.mlflow_store import COMPLETE_TAG, SESSION_TAG, from_mlflow_template, to_mlflow_template
+from llmops.tracking.record import REDACTED, redact
+
+INNER_CONFTEST = """
+import os
+import pytest
+from llmops import FunctionModel
+
+@pytest.fixture
+def llmops_model():
+    drop = float(os.environ.get("INNER_DROP", "0"))
+    leak = os.environ.get("INNER_LEAK", "")
+    def model(text, rng):
+        case = int(text.split("#")[1].split(":")[0])
+        rate = (0.95 if case % 2 else 0.75) - drop
+        return ('{"category": "billing"}' + leak) if rng.random() < rate else "sorry"
+    return FunctionModel(model)
+"""
+
+INNER_TEST = """
+import os
+from llmops import Case, Prompt, checks
+
+P = Prompt("triage", os.environ.get("INNER_PROMPT", "Ticket #{n}: classify it"))
+CASES = [Case({"n": i}, id=f"t{i}") for i in range(int(os.environ.get("INNER_N", "16")))]
+
+def test_triage(llmops):
+    run = llmops.sample(P, CASES)
+    run.evaluate(checks.json_valid(), at_least=0.8)
+    run.evaluate(checks.pii(), at_most=0.05)
+"""
+
+
+class Outcome:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.ret = proc.returncode
+        self.text = proc.stdout
+        self.stdout = pytest.LineMatcher(proc.stdout.splitlines())
+
+    def assert_outcomes(self, passed: int) -> None:
+        assert f"{passed} passed" in self.text.splitlines()[-1], self.text[-2000:]
+
+
+class Project:
+    """A user's project in a temp dir; pytest runs in a subprocess, as a user would run it.
+
+    (Not pytester: it drops modules imported during a test, and MLflow's SQLAlchemy models
+    break when imported twice in one process.)
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        (path / "conftest.py").write_text(INNER_CONFTEST)
+        (path / "test_inner.py").write_text(INNER_TEST)
+
+    def makepyfile(self, **files: str) -> None:
+        for name, text in files.items():
+            (self.path / f"{name}.py").write_text(text)
+
+    def run(self, *args: str, **env: str) -> Outcome:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--llmops-tracking=on", *args],
+            cwd=self.path,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        return Outcome(proc)
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "project"
+    root.mkdir()
+    return Project(root)
+
+
+def inner(project, *args, **env):
+    return project.run(*args, **env)
+
+
+def runs(client, experiment="llmops"):
+    exp = client.get_experiment_by_name(experiment)
+    return list(client.search_runs([exp.experiment_id])) if exp else []
+
+
+# -- units ---------------------------------------------------------------------------------
+
+
+def test_redaction_of_env_secrets_and_key_shapes(monkeypatch):
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-1234567890abcdef")
+    text = "key sk-abcdefghijklmnopqrstuv and tok-1234567890abcdef and Bearer abcdefghijklmnopqrstuvwx"
+    assert redact({"a": [text]}) == {"a": [f"key {REDACTED} and {REDACTED} and {REDACTED}"]}
+
+
+def test_templates_round_trip_through_mlflow_syntax():
+    parts = [("system", "Be {tone} {{not a var}}."), ("human", "Q: {q}")]
+    mlflow_form = to_mlflow_template(parts)
+    assert mlflow_form[0]["content"] == "Be {{tone}} {not a var}." and mlflow_form[1]["role"] == "user"
+    assert from_mlflow_template(mlflow_form) == parts
+    assert (
+        Prompt.from_parts("p", from_mlflow_template(to_mlflow_template([("human", "{x}!")]))).version
+        == Prompt("p", "{x}!").version
+    )
+
+
+# -- local store ---------------------------------------------------------------------------
+
+
+def test_session_is_one_run_with_params_metrics_table_and_registry(project, tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MY_API_KEY", "leaky-secret-value-42")
+    project.makepyfile(test_more=INNER_TEST.replace("test_triage", "test_triage_again"))
+    result = inner(project, f"--llmops-tracking-uri={uri}", "-n", "2", INNER_LEAK=" leaky-secret-value-42")
+    result.stdout.fnmatch_lines(["*MLflow run * in experiment 'llmops' at sqlite://*"])
+    client = MlflowClient(uri)
+    (run,) = runs(client)  # one run per session, also under xdist
+    assert run.data.params["settings.tolerance"] == "0.1"
+    assert run.data.params["models"] == "function:model"
+    assert run.data.params["prompt.triage.version"] == Prompt("triage", "Ticket #{n}: classify it").version
+    assert run.data.tags[COMPLETE_TAG] == "true" and run.data.tags["llmops.pass"] in ("1", "2", "3", "4")
+    rate_keys = [k for k in run.data.metrics if k.endswith("/rate")]
+    assert len(rate_keys) == 4 and all(0 <= run.data.metrics[k] <= 1 for k in rate_keys)
+    assert "test_triage/triage/json_valid.at_least_0.8/rate" in rate_keys
+    assert run.data.metrics["test_triage_again/triage/pii.at_most_0.05/n"] == 16
+
+    path = client.download_artifacts(run.info.run_id, "llmops/results.json", str(tmp_path))
+    record = json.loads(Path(path).read_text())
+    assert len(record["results"]) == 4 and {r["test_id"].split("::")[1] for r in record["results"]} == {
+        "test_triage",
+        "test_triage_again",
+    }
+    table = json.loads(
+        Path(client.download_artifacts(run.info.run_id, "llmops/samples.json", str(tmp_path))).read_text()
+    )
+    cols = table["columns"]
+    assert {"case_id", "inputs", "output", "check", "outcome", "latency_s"} <= set(cols)
+    assert len(table["data"]) == sum(r["calls"] for r in record["results"])
+    outputs = [row[cols.index("output")] for row in table["data"]]
+    assert any(REDACTED in (o or "") for o in outputs) and not any(
+        "leaky-secret-value-42" in (o or "") for o in outputs
+    )
+
+    versions = client.search_prompt_versions("triage")
+    versions = getattr(versions, "prompt_versions", versions)
+    assert len(versions) == 1  # the same text twice in a session is one version
+    inner(project, f"--llmops-tracking-uri={uri}")
+    assert len(getattr(v := client.search_prompt_versions("triage"), "prompt_versions", v)) == 1  # and across sessions
+    inner(project, f"--llmops-tracking-uri={uri}", INNER_PROMPT="Ticket #{n}: classify this")
+    assert len(getattr(v := client.search_prompt_versions("triage"), "prompt_versions", v)) == 2
+
+
+def test_baseline_gate_over_two_sessions(project, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    first = inner(project, f"--llmops-tracking-uri={uri}", "--llmops-promote=baseline")
+    first.stdout.fnmatch_lines(["*promoted run * as baseline @baseline: prompts:/triage/1 -> @baseline*"])
+    assert (
+        Prompt.load("prompts:/triage@baseline", tracking_uri=uri).version
+        == Prompt("triage", "Ticket #{n}: classify it").version
+    )
+
+    worse = inner(
+        project,
+        f"--llmops-tracking-uri={uri}",
+        "--llmops-baseline=baseline",
+        INNER_PROMPT="Ticket #{n}: classify it quickly",
+        INNER_DROP="0.3",
+        INNER_N="17",
+    )
+    assert worse.ret == 1
+    worse.stdout.fnmatch_lines(
+        [
+            "baseline @baseline (run *): 2 compared, 1 regressed",
+            "REGRESSION triage * -> *: valid JSON (at least 0.8) changed by -*% (95% interval -*% to -*%) over 16 paired case(s)*"
+            "Holm-adjusted *; cases that moved most: t* -*; 1 new case(s) and 0 baseline-only case(s) not compared",
+        ]
+    )
+    same = inner(project, f"--llmops-tracking-uri={uri}", "--llmops-baseline=baseline")
+    assert same.ret == 0
+    same.stdout.fnmatch_lines(["baseline @baseline (run *): 2 compared, 0 regressed"])
+
+    missing = inner(project, f"--llmops-tracking-uri={uri}", "--llmops-baseline=nightly")
+    assert missing.ret == 1
+    missing.stdout.fnmatch_lines(
+        ["*baseline gate ERROR: baseline 'nightly' is neither*llmops promote RUN_ID --alias nightly*"]
+    )
+
+    plot = tmp_path / "history.png"
+    assert cli(["history", "triage", "--tracking-uri", uri, "--plot", str(plot)]) == 0
+    assert plot.stat().st_size > 5000
+
+
+# -- a real server -------------------------------------------------------------------------
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, root: Path):
+        self.root, self.port = root, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        if self.proc is not None:
+            self.proc.wait(30)  # reap a server that was killed from outside
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            f"sqlite:///{self.root}/server.db",
+            "--artifacts-destination",
+            str(self.root / "artifacts"),
+        ]
+        with open(self.root / "server.log", "ab") as log:  # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=1).read()
+                return self
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("mlflow-server")).start()
+    yield s
+    s.stop()
+
+
+def test_real_server_round_trip(project, server):
+    result = inner(project, f"--llmops-tracking-uri={server.url}", "--llmops-experiment=gate", "--llmops-promote=main")
+    result.stdout.fnmatch_lines([f"*MLflow run * in experiment 'gate' at {server.url}*"])
+    client = MlflowClient(server.url)
+    (run,) = runs(client, "gate")
+    assert run.data.metrics and run.data.params["prompt.triage.registry_version"] == "1"
+    assert (
+        Prompt.load("prompts:/triage@main", tracking_uri=server.url).version == run.data.params["prompt.triage.version"]
+    )
+
+
+KILLER = """
+import os, signal, time, urllib.request
+
+def test_a_kill_the_server():
+    os.killpg(int(os.environ["SERVER_PGID"]), signal.SIGTERM)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(os.environ["SERVER_URL"] + "/health", timeout=0.5)
+        except OSError:
+            return
+        time.sleep(0.2)
+    raise AssertionError("server still up")
+"""
+
+
+def test_server_killed_mid_session_then_sync_uploads_once(project, server):
+    project.makepyfile(test_a_killer=KILLER)
+    result = inner(
+        project,
+        f"--llmops-tracking-uri={server.url}",
+        "--llmops-experiment=outage",
+        "-p",
+        "no:randomly",
+        SERVER_PGID=str(server.proc.pid),
+        SERVER_URL=server.url,
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*MLflow at * failed (*unreachable*); results kept in *spool*; upload later with `llmops sync`*"]
+    )
+    spool = project.path / ".llmops" / "spool"
+    (kept,) = list(spool.glob("*.json"))
+    session_id = json.loads(kept.read_text())["session_id"]
+    backup = kept.read_bytes()
+
+    server.start()
+    assert cli(["sync", "--tracking-uri", server.url, "--experiment", "outage", "--spool-dir", str(spool)]) == 0
+    assert not list(spool.glob("*.json"))
+    client = MlflowClient(server.url)
+    (run,) = runs(client, "outage")
+    assert run.data.tags[SESSION_TAG] == session_id and len(json.loads(backup)["results"]) == 2
+    # A second sync, even of the same record again (a crash after upload), adds nothing.
+    assert cli(["sync", "--tracking-uri", server.url, "--experiment", "outage", "--spool-dir", str(spool)]) == 0
+    kept.write_bytes(backup)
+    assert cli(["sync", "--tracking-uri", server.url, "--experiment", "outage", "--spool-dir", str(spool)]) == 0
+    assert len(runs(client, "outage")) == 1
