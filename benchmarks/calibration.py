@@ -103,7 +103,9 @@ def clustered(runs: int, theta: float, delta: float, alpha: float, beta: float, 
             def model(text: str, rng: random.Random, rates: list[float] = rates) -> str:
                 return "yes" if rng.random() < rates[int(text)] else "no"
 
-            s = Session(model=FunctionModel(model), seed=seed, concurrency=64, tolerance=delta, false_alarm=alpha, miss=beta)
+            s = Session(
+                model=FunctionModel(model), seed=seed, concurrency=64, tolerance=delta, false_alarm=alpha, miss=beta
+            )
             r = s.sample(P, cases).evaluate(YES, at_least=theta)
             fails += r.verdict == "FAIL"
             hard_fails += r.verdict == "FAIL" and r.conclusive

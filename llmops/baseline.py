@@ -35,7 +35,7 @@ def summarize(results: Iterable[dict[str, Any]]) -> dict[str, Entry]:
         if r.verdict == "ERROR":
             continue
         e = out.setdefault(r.key, Entry(r.prompt, r.prompt_version, r.description, r.direction, r.threshold))
-        for c in r.cases:
+        for c in r.paired or r.cases:
             good = c.k if r.direction == "at_least" else c.n - c.k
             g0, n0 = e.cases.get(c.case_id, (0, 0))
             e.cases[c.case_id] = (g0 + good, n0 + c.n)

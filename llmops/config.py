@@ -108,6 +108,10 @@ OPTIONS: dict[str, Option] = {
         "largest share of samples that may end in errors before a requirement is an ERROR (default 0.1)",
     ),
     "seed": Option(non_negative_int("seed"), "seed for simulated models and sample order (default 0)"),
+    "compare_samples": Option(
+        positive(int, "compare_samples"),
+        "samples per requirement, spread over its cases (at least 2 each), that the baseline comparison uses (default 160)",
+    ),
     "tracking": Option(
         _on_off, "log each session to MLflow: on or off (default on; env LLMOPS_TRACKING)", session=True
     ),
@@ -134,6 +138,7 @@ class Settings:
     retries: int = 3
     error_budget: float = 0.1
     seed: int = 0
+    compare_samples: int = 160
     tracking: bool = True
     tracking_uri: str | None = None
     experiment: str = "llmops"

@@ -71,6 +71,8 @@ class Result:
     first_error: str = ""
     test_id: str = ""
     message: str = ""
+    paired: tuple[CaseCount, ...] = ()  # fixed-size per-case counts for the baseline comparison
+    compare_calls: int = 0  # samples drawn for the comparison beyond what the verdict needed
     template: tuple[tuple[str, str], ...] = ()  # the prompt's (role, template) parts, for the registry
     samples: tuple[dict[str, Any], ...] = ()  # one row per sample used: the drill-down table
 
@@ -97,6 +99,7 @@ class Result:
         d = dict(d)
         d["interval"] = tuple(d["interval"])
         d["cases"] = tuple(CaseCount(**c) for c in d.get("cases", ()))
+        d["paired"] = tuple(CaseCount(**c) for c in d.get("paired", ()))
         d["template"] = tuple(tuple(p) for p in d.get("template", ()))
         d["samples"] = tuple(d.get("samples", ()))
         return cls(**d)
@@ -346,15 +349,42 @@ class Run:
 
     # -- the result ------------------------------------------------------------------------
 
+    def _compare_size(self, s: Settings) -> int:
+        """Samples per case kept for a baseline comparison, when this session compares or promotes."""
+        if not (s.baseline or s.promote):
+            return 0
+        return max(2, math.ceil(s.compare_samples / len(self.cases)))
+
     def _result(self, check: Check, direction: str, threshold: float, s: Settings, st: dict[str, Any]) -> Result:
         good = st["good"]
         at_least = direction == "at_least"
         per_case = []
         used: list[Sample] = []
         rows: list[dict[str, Any]] = []
+        paired: list[CaseCount] = []
+        compare_k = self._compare_size(s) if st["verdict"] != "ERROR" else 0
+        if compare_k:
+            # The comparison looks at the first K samples of every case, K fixed in advance:
+            # counts cut where the sequential test happened to stop would be biased by it.
+            self._draw(
+                {c.id: compare_k - len(self.samples[c.id]) for c in self.cases if len(self.samples[c.id]) < compare_k}
+            )
         for c in self.cases:
-            smp = self.samples[c.id][: st["used"][c.id]]
-            used += smp
+            smp = self.samples[c.id][: max(st["used"][c.id], compare_k)]
+            if compare_k:
+                first = [self._outcome(check, c, x) for x in smp[:compare_k]]
+                answered_k = [o for o in first if o.status != "error"]
+                good_k = sum(good(o) for o in answered_k)
+                paired.append(
+                    CaseCount(
+                        c.id,
+                        good_k if at_least else len(answered_k) - good_k,
+                        len(answered_k),
+                        len(first) - len(answered_k),
+                    )
+                )
+            smp_verdict = smp[: st["used"][c.id]]
+            used += smp_verdict
             ok = [self._outcome(check, c, x) for x in smp]
             rows += [
                 {
@@ -369,6 +399,7 @@ class Run:
                 }
                 for x, o in zip(smp, ok, strict=True)
             ]
+            ok = ok[: len(smp_verdict)]
             answered = [o for o in ok if o.status != "error"]
             n_good = sum(good(o) for o in answered)
             bad_reason = next((o.reason for o in answered if not good(o)), "")
@@ -423,6 +454,8 @@ class Run:
             test_id=self.test_id,
             error_budget=s.error_budget,
             first_error=next((x.error for x in used if x.error), ""),
+            paired=tuple(paired),
+            compare_calls=sum(max(0, compare_k - st["used"][c.id]) for c in self.cases) if compare_k else 0,
             template=tuple(self.prompt.parts),
             samples=tuple(rows),
         )

@@ -33,7 +33,7 @@ class Session:
         on_draw: Callable[[int], None] | None = None,
         **overrides: Any,
     ) -> None:
-        self.settings = (settings or Settings()).replace("Session()", **overrides)
+        self.settings = (settings or Settings()).replace("Session()", session=True, **overrides)
         self._model_spec = model if model is not None else self.settings.model
         self._model: Model | None = None
         self.test_id = test_id

@@ -161,3 +161,14 @@ def test_seeded_runs_are_reproducible():
     a, b = go(), go()
     assert (a.k, a.n, a.verdict) == (b.k, b.n, b.verdict)
     assert random.Random(0).random() != a.rate  # sanity: the result is not a constant
+
+
+def test_baseline_comparison_counts_use_a_fixed_number_of_samples_per_case():
+    # Counts cut where the sequential test stopped would be biased by its stopping rule.
+    run = Session(model=bernoulli_model(0.2), promote="baseline", compare_samples=40).sample(P, _tickets(5))
+    r = run.evaluate(checks.json_valid(), at_least=0.9)
+    assert r.verdict == FAIL and r.calls < 40  # decided after a round or two
+    assert [c.n for c in r.paired] == [8] * 5 and r.compare_calls == 40 - r.calls
+    assert len(r.samples) == 40  # every drawn sample is in the table
+    plain = Session(model=bernoulli_model(0.2)).sample(P, _tickets(5)).evaluate(checks.json_valid(), at_least=0.9)
+    assert plain.paired == () and plain.compare_calls == 0

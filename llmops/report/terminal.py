@@ -47,12 +47,15 @@ def table(results: Sequence[Result]) -> str:
 def footer(results: Sequence[Result]) -> str:
     calls = sum(r.calls for r in results)
     fixed = sum(r.fixed_n for r in results)
+    extra = sum(r.compare_calls for r in results)
     counts = {v: sum(r.verdict == v for r in results) for v in ("PASS", "FAIL", "ERROR")}
     inconclusive = sum(not r.conclusive and r.verdict != "ERROR" for r in results)
     text = (
         f"{len(results)} requirements: {counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['ERROR']} ERROR; "
         f"{calls} model calls, {fixed - calls} fewer than fixed-size designs ({fixed})"
     )
+    if extra:
+        text += f"; +{extra} calls for the baseline comparison (a fixed number per case)"
     if inconclusive:
         text += f"; {inconclusive} inconclusive (marked ?: too few cases for the stated error rates)"
     return text
