@@ -22,6 +22,8 @@ answer in JSON); the PASSes are real too.  "calls" is how many samples each verd
 needed; "saved vs fixed-N" compares with a fixed-size test with the same error rates.
 Run one suite against a hosted model with, e.g.:
     .venv/bin/pytest examples/triage --llmops-model openai:gpt-4o-mini
+The session is logged to MLflow (the run id is printed above); browse it with:
+    .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
 """
 
 

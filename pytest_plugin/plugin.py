@@ -158,7 +158,7 @@ class Collector:
         if not self.results or hasattr(self.config, "workerinput"):
             return
         settings = self.config.stash[settings_key]
-        from llmops.tracking import finish, new_record, publish
+        from llmops.tracking import finish, new_record, publish, quiet_mlflow
 
         record = finish(new_record(settings.as_params(), self.started), self.results)
         run_id = None
@@ -167,7 +167,8 @@ class Collector:
             run_id, line = publish(record, settings.tracking_uri, settings.experiment, spool_dir)
             self.lines.append(line)
         if settings.baseline:
-            self._compare(session, settings, record)
+            with quiet_mlflow():
+                self._compare(session, settings, record)
         if settings.promote and run_id:
             from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
 

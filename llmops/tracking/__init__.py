@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from llmops.tracking import spool
 from llmops.tracking.record import finish, new_record, redact
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Around MLflow calls made for the user: fail fast, and keep MLflow's own noise out.
+
+    MLflow's HTTP client retries for minutes by default (a dead server should cost
+    seconds), and its SQLAlchemy and pandas deprecation warnings are not the user's to fix.
+    """
+    saved = {k: os.environ.get(k) for k in _QUICK_HTTP}
+    os.environ.update({k: v for k, v in _QUICK_HTTP.items() if saved[k] is None})
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+
+
+_QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 
 def publish(record: dict[str, Any], uri: str | None, experiment: str, spool_dir: Path) -> tuple[str | None, str]:
@@ -19,28 +44,17 @@ def publish(record: dict[str, Any], uri: str | None, experiment: str, spool_dir:
     from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
 
     resolved = uri
-    # MLflow's HTTP client retries for minutes by default; a dead server should cost seconds.
-    saved = {k: os.environ.get(k) for k in _QUICK_HTTP}
-    os.environ.update({k: v for k, v in _QUICK_HTTP.items() if saved[k] is None})
     try:
-        resolved = tracking_uri(uri)
-        store = MlflowStore(resolved, experiment)
-        store.check_reachable()
-        run_id = store.log_session(record)
-    except Exception as e:
+        with quiet_mlflow():
+            resolved = tracking_uri(uri)
+            store = MlflowStore(resolved, experiment)
+            store.check_reachable()
+            run_id = store.log_session(record)
+    except Exception as e:  # any tracking failure spools the record
         path = spool.write(record, spool_dir)
-        return (
-            None,
-            f"MLflow at {resolved} failed ({str(e).splitlines()[0][:200]}); results kept in {path}; upload later with `llmops sync`",
-        )
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
+        why = str(e).splitlines()[0][:200]
+        return None, f"MLflow at {resolved} failed ({why}); results kept in {path}; upload later with `llmops sync`"
     return run_id, f"MLflow run {run_id} in experiment '{experiment}' at {resolved}"
 
 
-_QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
-
-
-__all__ = ["finish", "new_record", "publish", "redact", "spool"]
+__all__ = ["finish", "new_record", "publish", "quiet_mlflow", "redact", "spool"]
