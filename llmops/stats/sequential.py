@@ -20,8 +20,9 @@ against theta = 1 - epsilon.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -121,6 +122,15 @@ def _lines(slope: float, h_fail: float, h_pass: float, max_n: int) -> tuple[np.n
     return fail_at, pass_at
 
 
+def _smallest(holds: Callable[[float], bool], feasible: float, steps: int = 14) -> float:
+    """Bisection for the smallest intercept in [0, feasible] at which ``holds`` is still true."""
+    lo, hi = 0.0, feasible
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if holds(mid) else (mid, hi)
+    return hi
+
+
 def validate(theta: float, delta: float, alpha: float, beta: float) -> None:
     from llmops.errors import ConfigError
 
@@ -201,24 +211,15 @@ def sequential_design(
     # Pull each line in while its exact rate still holds.  Moving the FAIL line in raises
     # the false-alarm rate and lowers the miss rate; moving the PASS line in does the
     # opposite, so each step keeps the other constraint satisfied.
+    def false_alarm_holds(h_fail: float, h_pass: float) -> bool:
+        return rates(h_fail, h_pass)[0] <= alpha
+
+    def miss_holds(h_pass: float, h_fail: float) -> bool:
+        return rates(h_fail, h_pass)[1] <= beta
+
     for _ in range(3):
-        lo = 0.0
-        hi = h_fail
-        for _ in range(14):
-            mid = (lo + hi) / 2
-            if rates(mid, h_pass)[0] <= alpha:
-                hi = mid
-            else:
-                lo = mid
-        h_fail = hi
-        lo, hi = 0.0, h_pass
-        for _ in range(14):
-            mid = (lo + hi) / 2
-            if rates(h_fail, mid)[1] <= beta:
-                hi = mid
-            else:
-                lo = mid
-        h_pass = hi
+        h_fail = _smallest(partial(false_alarm_holds, h_pass=h_pass), h_fail)
+        h_pass = _smallest(partial(miss_holds, h_fail=h_fail), h_pass)
 
     fa, pa = _lines(slope, h_fail, h_pass, cap)
     fa_rate, miss_rate = rates(h_fail, h_pass)
