@@ -105,21 +105,28 @@ def plot_history(rows: list[HistoryRow], prompt: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import datetime
+
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4))
+    runs = sorted({(r.when, r.run, r.version) for r in rows})
+    position = {run: i for i, (_, run, _) in enumerate(runs)}
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for req in sorted({r.requirement for r in rows}):
         mine = [r for r in rows if r.requirement == req]
-        x = list(range(len(mine)))
+        x = [position[r.run] for r in mine]
         yerr = [[r.rate - r.low for r in mine], [r.high - r.rate for r in mine]]
         ax.errorbar(x, [r.rate for r in mine], yerr=yerr, marker="o", capsize=3, label=req)
-        for xi, r in zip(x, mine, strict=True):
-            ax.annotate(r.version[:7], (xi, r.rate), textcoords="offset points", xytext=(0, 6), fontsize=7, ha="center")
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("run (oldest first)")
+    labels = [
+        datetime.datetime.fromtimestamp(when / 1000).strftime("%m-%d %H:%M") + f"\n{version[:7]}"
+        for when, _, version in runs
+    ]
+    ax.set_xticks(range(len(runs)), labels, fontsize=7)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("run (date, prompt version)")
     ax.set_ylabel("rate, with 95% interval")
     ax.set_title(f"llmops history: {prompt}")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
