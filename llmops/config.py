@@ -64,6 +64,24 @@ def non_negative_int(name: str) -> Callable[[Any], int]:
     return parse
 
 
+def _price(text: Any) -> tuple[float, float] | None:
+    if text in (None, ""):
+        return None
+    if isinstance(text, (tuple, list)) and len(text) == 2:
+        parts = [str(x) for x in text]
+    else:
+        parts = str(text).split(",")
+    try:
+        inp, out = (float(x) for x in parts)
+    except ValueError:
+        raise ConfigError(
+            f"price: expected 'INPUT,OUTPUT' in USD per million tokens, e.g. '0.15,0.60', got {text!r}"
+        ) from None
+    if inp < 0 or out < 0:
+        raise ConfigError(f"price: prices cannot be negative, got {text!r}")
+    return (inp, out)
+
+
 def _text(text: Any) -> str | None:
     return None if text in (None, "") else str(text)
 
@@ -108,6 +126,10 @@ OPTIONS: dict[str, Option] = {
         "largest share of samples that may end in errors before a requirement is an ERROR (default 0.1)",
     ),
     "seed": Option(non_negative_int("seed"), "seed for simulated models and sample order (default 0)"),
+    "price": Option(
+        _price,
+        "USD per million input and output tokens, 'IN,OUT', to report cost (default: unknown; local models are free)",
+    ),
     "compare_samples": Option(
         positive(int, "compare_samples"),
         "samples per requirement, spread over its cases (at least 2 each), that the baseline comparison uses (default 160)",
@@ -139,6 +161,7 @@ class Settings:
     error_budget: float = 0.1
     seed: int = 0
     compare_samples: int = 160
+    price: tuple[float, float] | None = None
     tracking: bool = True
     tracking_uri: str | None = None
     experiment: str = "llmops"
@@ -155,7 +178,9 @@ class Settings:
             if key not in OPTIONS or (OPTIONS[key].session and not session):
                 valid = ", ".join(sorted(k for k, o in OPTIONS.items() if session or not o.session))
                 raise ConfigError(f"{where}: unknown keyword {key!r}; valid keywords: {valid}")
-            parsed[key] = value if value is None and key in ("model", "max_samples") else OPTIONS[key].parse(value)
+            parsed[key] = (
+                value if value is None and key in ("model", "max_samples", "price") else OPTIONS[key].parse(value)
+            )
         return dataclasses.replace(self, **parsed)  # type: ignore[arg-type]
 
     def as_params(self) -> dict[str, Any]:

@@ -71,6 +71,7 @@ class Result:
     first_error: str = ""
     test_id: str = ""
     message: str = ""
+    cost_usd: float | None = None  # None when no price is known for the model
     paired: tuple[CaseCount, ...] = ()  # fixed-size per-case counts for the baseline comparison
     compare_calls: int = 0  # samples drawn for the comparison beyond what the verdict needed
     template: tuple[tuple[str, str], ...] = ()  # the prompt's (role, template) parts, for the registry
@@ -360,6 +361,7 @@ class Run:
         at_least = direction == "at_least"
         per_case = []
         used: list[Sample] = []
+        drawn: list[Sample] = []  # used, plus samples drawn only for the baseline comparison
         rows: list[dict[str, Any]] = []
         paired: list[CaseCount] = []
         compare_k = self._compare_size(s) if st["verdict"] != "ERROR" else 0
@@ -371,6 +373,7 @@ class Run:
             )
         for c in self.cases:
             smp = self.samples[c.id][: max(st["used"][c.id], compare_k)]
+            drawn += smp
             if compare_k:
                 first = [self._outcome(check, c, x) for x in smp[:compare_k]]
                 answered_k = [o for o in first if o.status != "error"]
@@ -454,12 +457,24 @@ class Run:
             test_id=self.test_id,
             error_budget=s.error_budget,
             first_error=next((x.error for x in used if x.error), ""),
+            cost_usd=_cost(self.model.id, s.price, drawn),
             paired=tuple(paired),
             compare_calls=sum(max(0, compare_k - st["used"][c.id]) for c in self.cases) if compare_k else 0,
             template=tuple(self.prompt.parts),
             samples=tuple(rows),
         )
         return _with_message(result)
+
+
+def _cost(model_id: str, price: tuple[float, float] | None, samples: list[Sample]) -> float | None:
+    """USD for these samples' tokens, when the price is known (the embedded model is free)."""
+    if model_id.startswith("local:"):
+        return 0.0
+    if price is None:
+        return None
+    tokens_in = sum(x.input_tokens or 0 for x in samples)
+    tokens_out = sum(x.output_tokens or 0 for x in samples)
+    return (tokens_in * price[0] + tokens_out * price[1]) / 1e6
 
 
 def _with_message(r: Result) -> Result:

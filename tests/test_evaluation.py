@@ -172,3 +172,19 @@ def test_baseline_comparison_counts_use_a_fixed_number_of_samples_per_case():
     assert len(r.samples) == 40  # every drawn sample is in the table
     plain = Session(model=bernoulli_model(0.2)).sample(P, _tickets(5)).evaluate(checks.json_valid(), at_least=0.9)
     assert plain.paired == () and plain.compare_calls == 0
+
+
+def test_cost_is_reported_when_a_price_is_known():
+    class Priced:
+        id = "priced"
+
+        async def generate(self, messages, *, seed):
+            from llmops.models import Completion
+
+            return Completion("yes", input_tokens=1000, output_tokens=500)
+
+    r = Session(model=Priced(), price="2.0,8.0").sample(P, ONE).evaluate(checks.exact(), at_least=0.9)
+    assert r.cost_usd == pytest.approx(r.calls * (1000 * 2.0 + 500 * 8.0) / 1e6)
+    assert Session(model=Priced()).sample(P, ONE).evaluate(checks.exact(), at_least=0.9).cost_usd is None
+    with pytest.raises(ConfigError, match="USD per million tokens"):
+        Session(model=Priced(), price="cheap")

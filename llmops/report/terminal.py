@@ -56,6 +56,9 @@ def footer(results: Sequence[Result]) -> str:
     )
     if extra:
         text += f"; +{extra} calls for the baseline comparison (a fixed number per case)"
+    costs = [r.cost_usd for r in results if r.cost_usd is not None]
+    if costs:
+        text += f"; cost ${sum(costs):.4f}" + ("" if len(costs) == len(results) else " (where a price is known)")
     if inconclusive:
         text += f"; {inconclusive} inconclusive (marked ?: too few cases for the stated error rates)"
     return text

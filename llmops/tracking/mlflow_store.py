@@ -166,6 +166,7 @@ class MlflowStore:
                 "passed": 1.0 if r["verdict"] == "PASS" else 0.0,
                 "input_tokens": r["input_tokens"],
                 "output_tokens": r["output_tokens"],
+                "cost_usd": r.get("cost_usd"),
                 "latency_p50": r["latency_p50"],
                 "latency_p95": r["latency_p95"],
             }
