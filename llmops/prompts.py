@@ -92,7 +92,7 @@ class Prompt:
     def render(self, inputs: Mapping[str, Any]) -> list[Message]:
         if isinstance(self.template, str):
             return [(role, text.format(**inputs)) for role, text in self._parts]
-        return [(m.type, _content_text(m.content)) for m in self.template.format_messages(**inputs)]
+        return [(m.type, content_text(m.content)) for m in self.template.format_messages(**inputs)]
 
     @classmethod
     def from_parts(cls, name: str, parts: list[Message]) -> Prompt:
@@ -140,10 +140,11 @@ class Prompt:
         return f"Prompt({self.name!r}, version={self.version!r}, variables={list(self.variables)!r})"
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
+    """LangChain message content (a string or a list of blocks) as plain text."""
     if isinstance(content, str):
         return content
-    parts = [c if isinstance(c, str) else c.get("text", "") for c in content]
+    parts = [c if isinstance(c, str) else str(c.get("text", "")) for c in content]
     return "".join(parts)
 
 
@@ -157,7 +158,7 @@ def _langchain_parts(template: Any) -> list[Message]:
             )
             parts.append((role, str(inner.template)))
         elif hasattr(m, "content"):
-            parts.append((str(m.type), _content_text(m.content)))
+            parts.append((str(m.type), content_text(m.content)))
         else:
             parts.append((type(m).__name__, repr(m)))
     return parts

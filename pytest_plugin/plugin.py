@@ -136,10 +136,6 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     return None
 
 
-def _nothing() -> contextlib.AbstractContextManager[None]:
-    return contextlib.nullcontext()
-
-
 class Collector:
     """Gathers results from test reports: in the controller under xdist, since reports travel."""
 
@@ -203,7 +199,7 @@ class Collector:
         if tr is None or not (final or tr.isatty()):
             return
         capman = self.config.pluginmanager.get_plugin("capturemanager")
-        with capman.global_and_fixture_disabled() if capman else _nothing():
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
             if tr.isatty():
                 tr.write("\r" + text.ljust(tr._tw.fullwidth - 1)[: tr._tw.fullwidth - 1])
                 if final:

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from llmops.errors import ModelError
-from llmops.prompts import Message, as_text
+from llmops.prompts import Message, as_text, content_text
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class LangChainModel:
             return Completion(result)
         content = getattr(result, "content", None)
         if isinstance(content, list):
-            content = "".join(c if isinstance(c, str) else str(c.get("text", "")) for c in content)
+            content = content_text(content)
         if not isinstance(content, str):
             raise MalformedResponse(f"model {self.id} returned {type(result).__name__}, not a message with text")
         usage = getattr(result, "usage_metadata", None) or {}
