@@ -33,8 +33,13 @@ class Case:
         object.__setattr__(self, "inputs", dict(self.inputs))
         object.__setattr__(self, "tags", tuple(self.tags))
         if not self.id:
-            digest = hashlib.sha256(json.dumps(self.inputs, sort_keys=True, default=str).encode()).hexdigest()
-            object.__setattr__(self, "id", digest[:8])
+            object.__setattr__(self, "id", self.key[:8])
+
+    @property
+    def key(self) -> str:
+        """The case's content (inputs and expected): what a baseline pairs on, whatever its id or line."""
+        text = json.dumps({"inputs": self.inputs, "expected": self.expected}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _record_to_case(record: Any, where: str) -> Case:

@@ -32,14 +32,37 @@ def probability(name: str) -> Callable[[Any], float]:
     return parse
 
 
-def fraction(name: str) -> Callable[[Any], float]:
-    def parse(text: Any) -> float:
+def fraction(name: str, *, optional: bool = False) -> Callable[[Any], float | None]:
+    def parse(text: Any) -> float | None:
+        if optional and (text is None or str(text).strip().lower() in ("", "auto")):
+            return None
         v = _number(float, text, name)
         if not 0 <= v <= 1:
             raise ConfigError(f"{name}: expected a number in [0, 1], got {text!r}")
         return v
 
     return parse
+
+
+def choice(name: str, *values: str) -> Callable[[Any], str]:
+    def parse(text: Any) -> str:
+        v = str(text).strip().lower()
+        if v not in values:
+            raise ConfigError(f"{name}: expected one of {', '.join(values)}, got {text!r}")
+        return v
+
+    return parse
+
+
+def default_tolerance(allowed: float) -> float:
+    """The tolerance when none is given, from the allowed failure (or violation) rate.
+
+    The smaller of 0.1 and the allowed rate itself: a PASS then means the failure rate is at
+    most about double what was asked ("at least 99%" is tested 1% against 2% failures,
+    "at most 1%" 1% against 2% violations), and 0.01 when nothing is allowed (rule of three
+    at 1%: about 300 clean samples).
+    """
+    return min(0.1, allowed) if allowed > 0 else 0.01
 
 
 def positive(kind: type, name: str, *, optional: bool = False) -> Callable[[Any], Any]:
@@ -93,13 +116,16 @@ class Option:
     session: bool = False  # a whole-session setting: not a marker or expect() keyword
 
 
-def _on_off(text: Any) -> bool:
-    value = str(text).strip().lower()
-    if value in ("on", "true", "1", "yes"):
-        return True
-    if value in ("off", "false", "0", "no"):
-        return False
-    raise ConfigError(f"tracking: expected on or off, got {text!r}")
+def on_off(name: str) -> Callable[[Any], bool]:
+    def parse(text: Any) -> bool:
+        value = str(text).strip().lower()
+        if value in ("on", "true", "1", "yes"):
+            return True
+        if value in ("off", "false", "0", "no"):
+            return False
+        raise ConfigError(f"{name}: expected on or off, got {text!r}")
+
+    return parse
 
 
 #: Every setting: its parser and its help text.  The plugin turns each into
@@ -107,8 +133,14 @@ def _on_off(text: Any) -> bool:
 OPTIONS: dict[str, Option] = {
     "model": Option(_text, 'model to sample: "provider:model" (LangChain init_chat_model) or "local:smollm2"'),
     "tolerance": Option(
-        fraction("tolerance"),
-        "how far below a requirement a rate may be before a PASS is a miss (default 0.1)",
+        fraction("tolerance", optional=True),
+        "how far past a requirement a rate may be before a PASS is a miss (default: the smaller of 0.1 "
+        "and the allowed failure rate, 0.01 for at_most=0)",
+    ),
+    "population": Option(
+        choice("population", "cases", "inputs"),
+        "what a verdict over several cases speaks about: 'cases' (these cases; default) or 'inputs' "
+        "(inputs like these cases; needs enough cases)",
     ),
     "false_alarm": Option(
         probability("false_alarm"), "chance of failing a prompt that meets its requirement (default 0.01)"
@@ -130,12 +162,18 @@ OPTIONS: dict[str, Option] = {
         _price,
         "USD per million input and output tokens, 'IN,OUT', to report cost (default: unknown; local models are free)",
     ),
-    "compare_samples": Option(
-        positive(int, "compare_samples"),
-        "samples per requirement, spread over its cases (at least 2 each), that the baseline comparison uses (default 160)",
+    "baseline_mode": Option(
+        choice("baseline_mode", "rerun", "stored"),
+        "how the baseline is compared: 'rerun' samples the baseline prompt again on the same cases, "
+        "interleaved (default); 'stored' uses the baseline run's stored samples",
+    ),
+    "store_samples": Option(
+        non_negative_int("store_samples"),
+        "after a verdict, draw the requirement's samples up to this many, so a later session can compare "
+        "with them (--llmops-baseline-mode stored); set it on the session you promote (default 0)",
     ),
     "tracking": Option(
-        _on_off, "log each session to MLflow: on or off (default on; env LLMOPS_TRACKING)", session=True
+        on_off("tracking"), "log each session to MLflow: on or off (default on; env LLMOPS_TRACKING)", session=True
     ),
     "tracking_uri": Option(
         _text, "MLflow tracking URI (MLFLOW_TRACKING_URI wins when set; default: MLflow's local store)", session=True
@@ -145,13 +183,31 @@ OPTIONS: dict[str, Option] = {
         _text, "compare with a baseline: an alias set by `llmops promote`, a run id, or a results .json", session=True
     ),
     "promote": Option(_text, "after logging, mark this session's run as the baseline with this alias", session=True),
+    "report_json": Option(
+        _text,
+        "write the session's results (the record MLflow gets) to this .json file, tracking on or off; "
+        "usable as --llmops-baseline",
+        session=True,
+    ),
+    "allow_missing": Option(
+        on_off("allow_missing"),
+        "let requirements that are in the baseline but not evaluated now pass the gate (default off)",
+        session=True,
+    ),
+    "family_false_alarm": Option(
+        lambda text: None if text in (None, "") else probability("family_false_alarm")(text),
+        "split this false-alarm rate over the whole session's requirements (Bonferroni) instead of "
+        "giving each its own false_alarm",
+        session=True,
+    ),
 }
 
 
 @dataclass(frozen=True)
 class Settings:
     model: str | None = None
-    tolerance: float = 0.1
+    tolerance: float | None = None  # None: default_tolerance() of each requirement
+    population: str = "cases"
     false_alarm: float = 0.01
     miss: float = 0.05
     max_samples: int | None = None
@@ -160,13 +216,17 @@ class Settings:
     retries: int = 3
     error_budget: float = 0.1
     seed: int = 0
-    compare_samples: int = 160
+    baseline_mode: str = "rerun"
+    store_samples: int = 0
     price: tuple[float, float] | None = None
     tracking: bool = True
     tracking_uri: str | None = None
     experiment: str = "llmops"
     baseline: str | None = None
     promote: str | None = None
+    report_json: str | None = None
+    allow_missing: bool = False
+    family_false_alarm: float | None = None
 
     def replace(self, where: str = "settings", *, session: bool = False, **changes: Any) -> Settings:
         """A copy with ``changes`` parsed and applied; unknown names are rejected by name.
@@ -179,9 +239,14 @@ class Settings:
                 valid = ", ".join(sorted(k for k, o in OPTIONS.items() if session or not o.session))
                 raise ConfigError(f"{where}: unknown keyword {key!r}; valid keywords: {valid}")
             parsed[key] = (
-                value if value is None and key in ("model", "max_samples", "price") else OPTIONS[key].parse(value)
+                value
+                if value is None and key in ("model", "max_samples", "price", "tolerance")
+                else OPTIONS[key].parse(value)
             )
         return dataclasses.replace(self, **parsed)  # type: ignore[arg-type]
 
     def as_params(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        params = dataclasses.asdict(self)
+        if self.tolerance is None:
+            params["tolerance"] = "auto"  # default_tolerance() per requirement
+        return params

@@ -7,7 +7,9 @@ LlmopsError                    base: every message names the thing and the fix
 ├── CheckError                 a check that cannot be built (e.g. an invalid JSON Schema)
 ├── ModelError                 a model that cannot be built or reached
 ├── MissingDependency          an optional extra that is not installed
-└── ErrorBudgetExceeded        too many samples ended in errors to decide (pytest ERROR)
+├── ErrorBudgetExceeded        too many samples ended in errors to decide (pytest ERROR)
+└── NotDecided                 no verdict at the stated rates: too few cases for population
+                               'inputs', or a baseline comparison undecided at its cap (pytest ERROR)
 
 RequirementFailed (AssertionError)   a requirement's verdict is FAIL (pytest FAILED)
 """
@@ -50,6 +52,14 @@ class MissingDependency(LlmopsError, ImportError):
 
 class ErrorBudgetExceeded(LlmopsError):
     """Too many samples errored for the verdict to mean anything; reported as a pytest ERROR."""
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class NotDecided(LlmopsError):
+    """No verdict at the stated error rates; the message says what would be needed."""
 
     def __init__(self, message: str, result: Any = None) -> None:
         super().__init__(message)

@@ -1,39 +1,68 @@
 """Requirements and the loop: draw -> check -> decide -> draw more or stop.
 
 A ``Run`` is one prompt sampled on one or more cases by one model.  ``run.expect(check,
-at_least=...)`` walks the run's samples in draw order through the sequential test and
-draws more only when the test has not decided, and never more than it could look at.
-Several requirements on one run share the samples already drawn.
+at_least=...)`` walks the run's draws in stream order (``llmops.designs``) through the
+requirement's rule, and, when the session has a baseline for this requirement, through the
+paired comparison as well, drawing more only while one of them has not decided, and never
+more at once than could matter.  Samples are keyed by (prompt version, case, index), so
+requirements on one run share what was drawn and each model call happens once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from llmops.baseline import Baseline, Entry, requirement_key
 from llmops.cases import Case, as_cases
 from llmops.checks.base import Check, Outcome
-from llmops.config import Settings
-from llmops.errors import CheckError, ConfigError, ErrorBudgetExceeded, RequirementFailed
+from llmops.config import Settings, default_tolerance
+from llmops.designs import PairedRule, SprtRule, Stream, stream_for
+from llmops.errors import CheckError, ConfigError, ErrorBudgetExceeded, NotDecided, RequirementFailed
 from llmops.models import Model
-from llmops.prompts import Prompt
-from llmops.sampling import Request, Sample, Sampler
-from llmops.stats import FAIL, PASS, clopper_pearson_lower, clopper_pearson_upper, wilson
-from llmops.stats.clustered import cases_needed, clustered_design, clustered_interval, mean_bounds
+from llmops.prompts import Message, Prompt
+from llmops.sampling import Request, Sample, Sampler, sample_seed
+from llmops.stats import FAIL, PASS, clopper_pearson_lower, clopper_pearson_upper, sequential_design, wilson
+from llmops.stats.paired import NOT_WORSE, REGRESSED, paired_design
+from llmops.stats.planning import fixed_n
 
 #: Errors tolerated before the budget is enforced mid-run (a few early errors say little).
 MIN_ERRORS_TO_ABORT = 5
+ERROR = "ERROR"
 
 
 @dataclass(frozen=True)
 class CaseCount:
     case_id: str
-    k: int
+    k: int  # on the requirement's scale: passes (at_least) or violations (at_most)
     n: int
     errors: int
     example: str = ""  # the reason of one failing sample, for the failure message
+    key: str = ""  # content key (inputs and expected), what baselines pair on
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The paired verdict against the baseline, on the requirement's scale."""
+
+    baseline: str  # where the baseline came from
+    mode: str  # rerun, stored, or unchanged (same prompt and model: nothing to compare)
+    base_version: str
+    verdict: str  # "not worse", "regressed", "unchanged" or ERROR
+    difference: float  # new - baseline rate (violations for at_most), NaN when not compared
+    interval: tuple[float, float]
+    pairs: int
+    wins: int  # pairs where the new prompt did better
+    losses: int
+    ties: int
+    tolerance: float
+    false_alarm: float
+    miss: float
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,41 +82,51 @@ class Result:
     miss: float
     k: int  # samples where the check passed (at_least) or found a violation (at_most)
     n: int  # samples with an answer (errors left out)
-    errors: int
-    calls: int  # samples drawn to reach this verdict (errors included)
-    rate: float  # k / n, or the mean per-case rate for several cases
+    errors: int  # model errors + check errors among the samples the verdict looked at
+    calls: int  # model calls this requirement made (each call counted once; baseline calls included)
+    rate: float  # k / n
     interval: tuple[float, float]  # 95% two-sided, for display
     bound: float  # exact one-sided bound on the side of the requirement
     verdict: str  # PASS, FAIL or ERROR
-    conclusive: bool
-    fixed_n: int  # calls a fixed-size design with the same error rates would use
+    fixed_n: int  # samples a fixed-size design with the same error rates would use
     n_cases: int
-    cases: tuple[CaseCount, ...] = ()
+    population: str = "cases"  # cases (these cases) or inputs (inputs like these); one case: cases
+    cases: tuple[CaseCount, ...] = ()  # in the run's case order
+    model_errors: int = 0
+    check_errors: int = 0
+    reused: int = 0  # samples looked at that an earlier requirement of the run had drawn
+    unused: int = 0  # calls made here that no decision looked at (drawn in a batch, not needed)
+    retries: int = 0  # extra attempts behind the calls
+    baseline_calls: int = 0  # of ``calls``, those of the baseline prompt (rerun mode)
     latency_p50: float | None = None
     latency_p95: float | None = None
-    input_tokens: int = 0
+    input_tokens: int = 0  # tokens of exactly the calls counted in ``calls``
     output_tokens: int = 0
     error_budget: float = 0.1
     first_error: str = ""
     test_id: str = ""
     message: str = ""
     cost_usd: float | None = None  # None when no price is known for the model
-    paired: tuple[CaseCount, ...] = ()  # fixed-size per-case counts for the baseline comparison
-    compare_calls: int = 0  # samples drawn for the comparison beyond what the verdict needed
+    comparison: Comparison | None = None
+    key: str = ""  # test, prompt, check with arguments, direction, threshold
     template: tuple[tuple[str, str], ...] = ()  # the prompt's (role, template) parts, for the registry
-    samples: tuple[dict[str, Any], ...] = ()  # one row per sample used: the drill-down table
-
-    @property
-    def key(self) -> str:
-        """What a baseline is matched on: prompt, check with its arguments, direction."""
-        import json
-
-        params = json.dumps({k: _jsonable(v) for k, v in self.check_params.items()}, sort_keys=True)
-        return f"{self.prompt}|{self.check}{params}|{self.direction}"
+    trace: str = ""  # pass-scale outcome per stream position: 1, 0, e (for a stored baseline)
+    trace_cases: tuple[int, ...] = ()  # case position per stream position
+    samples: tuple[dict[str, Any], ...] = ()  # one row per sample looked at: the drill-down table
 
     @property
     def passed(self) -> bool:
         return self.verdict == PASS
+
+    @property
+    def regressed(self) -> bool:
+        return self.comparison is not None and self.comparison.verdict == REGRESSED
+
+    @property
+    def tested(self) -> tuple[float, float]:
+        """The two rates the test tells apart, on the requirement's scale."""
+        sign = 1 if self.direction == "at_least" else -1
+        return (self.threshold, self.threshold - sign * self.tolerance)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -97,13 +136,20 @@ class Result:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Result:
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k in _FIELDS}
         d["interval"] = tuple(d["interval"])
         d["cases"] = tuple(CaseCount(**c) for c in d.get("cases", ()))
-        d["paired"] = tuple(CaseCount(**c) for c in d.get("paired", ()))
         d["template"] = tuple(tuple(p) for p in d.get("template", ()))
+        d["trace_cases"] = tuple(d.get("trace_cases", ()))
         d["samples"] = tuple(d.get("samples", ()))
+        if d.get("comparison"):
+            c = dict(d["comparison"])
+            c["interval"] = tuple(c["interval"])
+            d["comparison"] = Comparison(**c)
         return cls(**d)
+
+
+_FIELDS = {f.name for f in dataclasses.fields(Result)}
 
 
 def _jsonable(v: Any) -> Any:
@@ -117,7 +163,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def _pct(x: float) -> str:
-    """A requirement level as written: 95%, 99.9%, 0.5%."""
+    """A rate as written: 95%, 99.9%, 0.5%."""
     return f"{round(100 * x, 2):g}%"
 
 
@@ -126,6 +172,29 @@ def _percentile(xs: list[float], q: float) -> float | None:
         return None
     s = sorted(xs)
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One expect(): what is tested and at which rates, on the pass scale where it matters."""
+
+    check: Check
+    direction: str
+    threshold: float
+    tolerance: float
+    false_alarm: float
+    miss: float
+    population: str
+    key: str
+    compare_false_alarm: float  # for the baseline comparison, when there is one
+
+    @property
+    def theta(self) -> float:
+        """The threshold on the pass scale (a clean sample passes an at_most requirement)."""
+        return self.threshold if self.direction == "at_least" else 1 - self.threshold
+
+    def good(self, o: Outcome) -> bool:
+        return o.passed if self.direction == "at_least" else not o.passed
 
 
 class Run:
@@ -141,16 +210,28 @@ class Run:
         test_id: str = "",
         on_result: Callable[[Result], None] | None = None,
         on_draw: Callable[[int], None] | None = None,
+        baseline: Baseline | None = None,
+        false_alarm_for: Callable[[float, bool], tuple[float, float]] | None = None,
     ) -> None:
         self.prompt = prompt
         self.cases: list[Case] = as_cases(cases)
+        keys: dict[str, str] = {}
         for c in self.cases:
             prompt.check_inputs(c.inputs, c.id)
+            if c.key in keys:
+                raise ConfigError(
+                    f"cases {keys[c.key]!r} and {c.id!r} have the same inputs and expected answer; "
+                    "remove one (a baseline pairs cases by their content)"
+                )
+            keys[c.key] = c.id
+        self._position = {c.key: i for i, c in enumerate(self.cases)}
         self.model = model
         self.settings = settings
         self.test_id = test_id
         self._on_result = on_result
         self._on_draw = on_draw
+        self._baseline = baseline
+        self._false_alarm_for = false_alarm_for
         self._sampler = Sampler(
             model,
             concurrency=settings.concurrency,
@@ -158,36 +239,68 @@ class Run:
             retries=settings.retries,
             seed=settings.seed,
         )
-        self._messages = {c.id: prompt.render(c.inputs) for c in self.cases}
-        self.samples: dict[str, list[Sample]] = {c.id: [] for c in self.cases}
-        self._outcomes: dict[tuple[int, str, int], Outcome] = {}
+        self._messages: dict[tuple[str, int], list[Message]] = {}
+        self._samples: dict[tuple[str, int, int], Sample] = {}  # (prompt version, case position, index)
+        self._outcomes: dict[tuple[Check, str, int, int], Outcome] = {}
+        self._streams: dict[str, Stream] = {}
         self.results: list[Result] = []
 
     # -- drawing ---------------------------------------------------------------------------
 
     @property
     def calls(self) -> int:
-        return sum(len(s) for s in self.samples.values())
+        """Model calls this run made (each sample is one call, whatever its retries)."""
+        return len(self._samples)
 
-    def _draw(self, per_case: dict[str, int]) -> None:
-        requests = []
-        for case_id, count in per_case.items():
-            start = len(self.samples[case_id])
-            requests += [Request(case_id, start + i, self._messages[case_id]) for i in range(count)]
-        for s in self._sampler.draw(requests, seed_key=self.prompt.version):
-            self.samples[s.case_id].append(s)
+    def _stream(self, population: str) -> Stream:
+        if population not in self._streams:
+            seed = sample_seed(self.settings.seed, "stream", population, *(c.key for c in self.cases))
+            self._streams[population] = stream_for(population, len(self.cases), seed)
+        return self._streams[population]
+
+    def _render(self, prompt: Prompt, pos: int) -> list[Message]:
+        key = (prompt.version, pos)
+        if key not in self._messages:
+            inputs = self.cases[pos].inputs
+            self._messages[key] = prompt.render({v: inputs[v] for v in prompt.variables})
+        return self._messages[key]
+
+    def _draw(self, slots: list[tuple[Prompt, int, int]]) -> list[Sample]:
+        """Draw the samples not drawn yet; returns the new ones."""
+        todo: dict[tuple[str, int, int], tuple[Prompt, int, int]] = {}
+        for prompt, pos, index in slots:
+            if (prompt.version, pos, index) not in self._samples:
+                todo[(prompt.version, pos, index)] = (prompt, pos, index)
+        if not todo:
+            return []
+        by_prompt: dict[str, list[Request]] = {}
+        for prompt, pos, index in todo.values():
+            by_prompt.setdefault(prompt.version, []).append(
+                Request(self.cases[pos].key, index, self._render(prompt, pos))
+            )
+        new = self._sampler.draw_many(by_prompt)
+        for version, samples in new.items():
+            for s in samples:
+                self._samples[(version, self._position[s.case_id], s.index)] = s
+        drawn = [s for samples in new.values() for s in samples]
         if self._on_draw is not None:
-            self._on_draw(len(requests))
+            self._on_draw(len(drawn))
+        return drawn
 
-    def _outcome(self, check: Check, case: Case, sample: Sample) -> Outcome:
-        key = (id(check), case.id, sample.index)
+    def _outcome(self, check: Check, version: str, pos: int, index: int) -> tuple[Outcome, str]:
+        """The check's outcome on a drawn sample, and its kind: ok, model error or check error."""
+        sample = self._samples[(version, pos, index)]
+        if sample.error is not None:
+            return Outcome("error", sample.error), "model"
+        key = (check, version, pos, index)
         if key not in self._outcomes:
-            if sample.error is not None:
-                self._outcomes[key] = Outcome("error", sample.error)
-            else:
-                assert sample.output is not None
-                self._outcomes[key] = check(sample.output, case)
-        return self._outcomes[key]
+            assert sample.output is not None
+            try:
+                self._outcomes[key] = check(sample.output, self.cases[pos])
+            except Exception as e:  # a Check that is not made by @check may raise
+                self._outcomes[key] = Outcome("error", f"check {check.name} raised {type(e).__name__}: {e}")
+        o = self._outcomes[key]
+        return o, ("check" if o.status == "error" else "ok")
 
     # -- requirements ----------------------------------------------------------------------
 
@@ -199,16 +312,21 @@ class Run:
         at_most: float | None = None,
         **overrides: Any,
     ) -> Result:
-        """Sample until the requirement is decided; raise RequirementFailed on FAIL.
+        """Sample until the requirement (and the baseline comparison) is decided; raise on FAIL.
 
         ``at_least=0.95``: the check passes in at least 95% of samples.  ``at_most=0.01``:
         the check (a detector) fires in at most 1% of samples.  ``overrides`` take any
-        setting (tolerance, false_alarm, miss, max_samples, ...) for this requirement.
+        setting (tolerance, false_alarm, miss, population, max_samples, ...) for this
+        requirement.  A FAIL or a regression raises RequirementFailed (the test fails); a
+        result that could not be decided raises an LlmopsError (the test is an ERROR).
         """
         __tracebackhide__ = True  # pytest shows the test's line, not ours
         result = self.evaluate(check, at_least=at_least, at_most=at_most, **overrides)
-        if result.verdict == FAIL:
-            raise RequirementFailed(result.message, result)
+        if result.verdict == FAIL or result.regressed:
+            parts = [result.message] if result.verdict == FAIL else []
+            if result.regressed and result.comparison is not None:
+                parts.append(result.comparison.message)
+            raise RequirementFailed("\n".join(parts), result)
         return result
 
     def evaluate(
@@ -219,13 +337,32 @@ class Run:
         at_most: float | None = None,
         **overrides: Any,
     ) -> Result:
-        """Like ``expect`` but returns a FAIL instead of raising it."""
+        """Like ``expect`` but returns a FAIL or a regression instead of raising it.
+
+        Errors that leave no verdict (too many failed calls, too few cases for the
+        ``inputs`` population, a comparison that could not be decided) still raise.
+        """
         __tracebackhide__ = True
+        req = self._requirement(check, at_least, at_most, overrides)
+        settings = self.settings.replace("expect()", **overrides) if overrides else self.settings
+        result = _with_message(self._decide(req, settings))
+        self.results.append(result)
+        if self._on_result is not None:
+            self._on_result(result)
+        if result.verdict == ERROR:
+            raise ErrorBudgetExceeded(result.message, result)
+        if result.comparison is not None and result.comparison.verdict == ERROR:
+            raise NotDecided(result.comparison.message, result)
+        return result
+
+    def _requirement(
+        self, check: Check, at_least: float | None, at_most: float | None, overrides: dict[str, Any]
+    ) -> Requirement:
         if (at_least is None) == (at_most is None):
             raise ConfigError("give exactly one of at_least= (a rate to reach) or at_most= (a rate not to exceed)")
         if not isinstance(check, Check):
             raise CheckError(f"expect() needs a check (e.g. checks.json_valid()), got {check!r}")
-        settings = self.settings.replace("expect()", **overrides) if overrides else self.settings
+        s = self.settings.replace("expect()", **overrides) if overrides else self.settings
         direction = "at_least" if at_least is not None else "at_most"
         threshold = float(at_least if at_least is not None else at_most)  # type: ignore[arg-type]
         if not 0 <= threshold <= 1:
@@ -237,291 +374,497 @@ class Run:
                     f"check {check.name} compares with the expected answer, but case {missing[0]!r} has "
                     f"none; give the case an expected value or pass expected= to the check"
                 )
-        # Everything is computed on the pass-rate scale: for at_most, a clean sample is a pass.
-        theta = threshold if direction == "at_least" else 1 - threshold
-        good = (lambda o: o.passed) if direction == "at_least" else (lambda o: not o.passed)
-        if len(self.cases) == 1:
-            state = self._sequential(check, theta, good, settings)
-        else:
-            state = self._clustered(check, theta, good, settings)
-        result = self._result(check, direction, threshold, settings, state)
-        self.results.append(result)
-        if self._on_result is not None:
-            self._on_result(result)
-        if result.verdict == "ERROR":
-            raise ErrorBudgetExceeded(result.message, result)
-        return result
+        allowed = 1 - threshold if direction == "at_least" else threshold
+        tolerance = s.tolerance if s.tolerance is not None else default_tolerance(allowed)
+        theta = 1 - allowed
+        if 0 < theta < 1 and tolerance >= theta:
+            tolerance = theta / 2  # the default at very low thresholds: "at least 5%" against 2.5%
+        key = requirement_key(
+            self.test_id, self.prompt.name, check.name, _jsonable(dict(check.params)), direction, threshold
+        )
+        has_baseline = self._baseline is not None and self._baseline.entry(key) is not None
+        alpha = alpha_cmp = s.false_alarm
+        if self._false_alarm_for is not None:
+            alpha, alpha_cmp = self._false_alarm_for(s.false_alarm, has_baseline)
+        population = s.population if len(self.cases) > 1 else "cases"
+        return Requirement(check, direction, threshold, tolerance, alpha, s.miss, population, key, alpha_cmp)
 
-    def _budget_blown(self, errors: int, consumed: int, budget: float, final: bool) -> bool:
-        over = consumed > 0 and errors > budget * consumed
-        return over and (final or errors >= MIN_ERRORS_TO_ABORT)
+    def _decide(self, req: Requirement, s: Settings) -> Result:
+        """The loop, written once: draw what could matter, feed each rule in stream order."""
+        n_cases = len(self.cases)
+        stream = self._stream(req.population)
+        cap = s.max_samples
+        if req.population == "inputs":
+            needed = fixed_n(req.theta, req.tolerance, req.false_alarm, req.miss)[0] if req.theta < 1 else None
+            if needed is not None and n_cases < needed:
+                raise NotDecided(_too_few_cases(req, n_cases, needed, self.prompt.name))
+            cap = min(cap or n_cases, n_cases)
+        design = sequential_design(req.theta, req.tolerance, req.false_alarm, req.miss, cap)
+        if req.population == "inputs" and design.max_n > n_cases:
+            raise NotDecided(_too_few_cases(req, n_cases, design.max_n, self.prompt.name))
+        rule = SprtRule(design)
+        arm = self._paired_arm(req, s)
 
-    def _sequential(self, check: Check, theta: float, good: Callable[[Outcome], bool], s: Settings) -> dict[str, Any]:
-        from llmops.stats import sequential_design
-
-        design = sequential_design(theta, s.tolerance, s.false_alarm, s.miss, s.max_samples)
-        case = self.cases[0]
-        samples = self.samples[case.id]
-        k = n = errors = pos = 0
-        verdict: str | None = None
-        while verdict is None:
-            while pos < len(samples) and verdict is None:
-                o = self._outcome(check, case, samples[pos])
+        drawn_before = set(self._samples)
+        calls: list[Sample] = []
+        looked: dict[tuple[str, int, int], None] = {}  # in the order looked at
+        counts = _Counts()
+        pos = 0  # next stream position for the requirement
+        while rule.verdict is None:
+            limit = stream.limit
+            if limit is not None and pos >= limit:
+                break  # the inputs stream ran out early: only errors can do that
+            m = min(s.concurrency, rule.wants())
+            if limit is not None:
+                m = min(m, limit - pos)
+            slots = [stream[pos + i] for i in range(m)]
+            calls += self._draw([(self.prompt, c, i) for c, i in slots] + arm.extra_slots(slots))
+            for c, i in slots:
+                o, kind = self._outcome(req.check, self.prompt.version, c, i)
+                looked[(self.prompt.version, c, i)] = None
+                counts.add(c, o, kind, req)
                 pos += 1
-                if o.status == "error":
-                    errors += 1
-                    if self._budget_blown(errors, pos, s.error_budget, final=False):
-                        verdict = "ERROR"
-                    continue
-                n += 1
-                k += good(o)
-                verdict = design.decide(k, n)
-            if verdict is None:
-                # Draw only as many as could possibly matter, and at most `concurrency` at once.
-                self._draw({case.id: max(1, min(s.concurrency, design.min_more(k, n)))})
-        if verdict != "ERROR" and self._budget_blown(errors, pos, s.error_budget, final=True):
-            verdict = "ERROR"
-        return {
-            "verdict": verdict,
-            "conclusive": verdict != "ERROR",
-            "k": k,
-            "n": n,
-            "errors": errors,
-            "calls": pos,
-            "fixed_n": design.fixed_n,
-            "used": {case.id: pos},
-            "good": good,
-        }
+                if kind == "ok":
+                    rule.observe(req.good(o))
+                if counts.blown(s.error_budget, final=False):
+                    rule.verdict = ERROR
+                if rule.verdict is not None:
+                    break
+        verdict = rule.verdict
+        if verdict is None or (verdict != ERROR and counts.blown(s.error_budget, final=True)):
+            verdict = ERROR
+        calls += arm.run(self, req, s, stream, looked)
+        # Samples kept for a later stored-baseline comparison: a fixed length, not looked at
+        # by the verdict, so they bias nothing (see llmops.stats.paired on stored traces).
+        end = s.store_samples if stream.limit is None else min(s.store_samples, stream.limit)
+        for start in range(pos, end, s.concurrency):
+            slots = [stream[j] for j in range(start, min(end, start + s.concurrency))]
+            calls += self._draw([(self.prompt, c, i) for c, i in slots])
 
-    def _clustered(self, check: Check, theta: float, good: Callable[[Outcome], bool], s: Settings) -> dict[str, Any]:
-        design = clustered_design(theta, s.tolerance, s.false_alarm, s.miss, len(self.cases), s.max_samples)
-        verdict: str | None = None
-        conclusive = False
-        rounds = 0
-        for look in design.looks:
-            short = {c.id: look - len(self.samples[c.id]) for c in self.cases if len(self.samples[c.id]) < look}
-            if short:
-                self._draw(short)
-            rounds = look
-            k, n, errors, rates, any_fail = self._count(check, good, rounds)
-            if self._budget_blown(errors, rounds * len(self.cases), s.error_budget, final=False):
-                verdict = "ERROR"
-                break
-            verdict, conclusive = design.decide(rates, rounds, any_fail)
-            if verdict is not None:
-                break
-        k, n, errors, rates, _ = self._count(check, good, rounds)
-        calls = rounds * len(self.cases)
-        if verdict != "ERROR" and self._budget_blown(errors, calls, s.error_budget, final=True):
-            verdict = "ERROR"
-        return {
-            "verdict": verdict,
-            "conclusive": conclusive,
-            "k": k,
-            "n": n,
-            "errors": errors,
-            "calls": calls,
-            "fixed_n": design.max_calls,
-            "used": {c.id: rounds for c in self.cases},
-            "good": good,
-            "rates": rates,
-        }
+        return self._result(req, s, verdict, design.fixed_n, stream, pos, counts, calls, drawn_before, looked, arm)
 
-    def _count(
-        self, check: Check, good: Callable[[Outcome], bool], rounds: int
-    ) -> tuple[int, int, int, list[float], bool]:
-        k = n = errors = 0
-        rates: list[float] = []
-        any_fail = False
+    def _paired_arm(self, req: Requirement, s: Settings) -> _Arm:
+        entry = self._baseline.entry(req.key) if self._baseline is not None else None
+        if entry is None or self._baseline is None:
+            return _Arm(None, None, "", None)
+        label = self._baseline.label
+        if entry.version == self.prompt.version and entry.model == self.model.id:
+            return _Arm(entry, None, "unchanged", None, label)
+        alpha_cmp = req.compare_false_alarm
+        if s.baseline_mode == "stored":
+            slots = []
+            for case_pos, outcome in zip(entry.trace_cases, entry.trace, strict=False):
+                key = entry.case_keys[case_pos] if case_pos < len(entry.case_keys) else ""
+                slots.append((self._position.get(key, -1), outcome))
+            return _Arm(
+                entry, None, "stored", paired_design(req.tolerance, alpha_cmp, req.miss, len(slots)), label, slots
+            )
+        base = Prompt.from_parts(entry.prompt, list(entry.template))
         for c in self.cases:
-            ck = cn = 0
-            for smp in self.samples[c.id][:rounds]:
-                o = self._outcome(check, c, smp)
-                if o.status == "error":
-                    errors += 1
-                    continue
-                cn += 1
-                ck += good(o)
-            k, n = k + ck, n + cn
-            any_fail = any_fail or ck < cn
-            if cn:
-                rates.append(ck / cn)
-        return k, n, errors, rates, any_fail
+            lacking = [v for v in base.variables if v not in c.inputs]
+            if lacking:
+                raise ConfigError(
+                    f"baseline prompt {entry.prompt}@{entry.version[:7]} needs variable {lacking[0]!r}, which case "
+                    f"{c.id!r} does not supply, so it cannot be sampled again (rerun mode); compare with the "
+                    "stored samples instead: --llmops-baseline-mode stored"
+                )
+        cap = s.max_samples
+        if req.population == "inputs":
+            cap = min(cap or len(self.cases), len(self.cases))
+        return _Arm(entry, base, "rerun", paired_design(req.tolerance, alpha_cmp, req.miss, cap), label)
 
     # -- the result ------------------------------------------------------------------------
 
-    def _compare_size(self, s: Settings) -> int:
-        """Samples per case kept for a baseline comparison, when this session compares or promotes."""
-        if not (s.baseline or s.promote):
-            return 0
-        return max(2, math.ceil(s.compare_samples / len(self.cases)))
-
-    def _result(self, check: Check, direction: str, threshold: float, s: Settings, st: dict[str, Any]) -> Result:
-        good = st["good"]
-        at_least = direction == "at_least"
-        per_case = []
-        used: list[Sample] = []
-        drawn: list[Sample] = []  # used, plus samples drawn only for the baseline comparison
-        rows: list[dict[str, Any]] = []
-        paired: list[CaseCount] = []
-        compare_k = self._compare_size(s) if st["verdict"] != "ERROR" else 0
-        if compare_k:
-            # The comparison looks at the first K samples of every case, K fixed in advance:
-            # counts cut where the sequential test happened to stop would be biased by it.
-            self._draw(
-                {c.id: compare_k - len(self.samples[c.id]) for c in self.cases if len(self.samples[c.id]) < compare_k}
-            )
-        for c in self.cases:
-            smp = self.samples[c.id][: max(st["used"][c.id], compare_k)]
-            drawn += smp
-            if compare_k:
-                first = [self._outcome(check, c, x) for x in smp[:compare_k]]
-                answered_k = [o for o in first if o.status != "error"]
-                good_k = sum(good(o) for o in answered_k)
-                paired.append(
-                    CaseCount(
-                        c.id,
-                        good_k if at_least else len(answered_k) - good_k,
-                        len(answered_k),
-                        len(first) - len(answered_k),
-                    )
-                )
-            smp_verdict = smp[: st["used"][c.id]]
-            used += smp_verdict
-            ok = [self._outcome(check, c, x) for x in smp]
-            rows += [
-                {
-                    "case_id": c.id,
-                    "sample": x.index,
-                    "inputs": _jsonable(c.inputs),
-                    "output": x.output,
-                    "check": check.name,
-                    "outcome": o.status,
-                    "reason": o.reason,
-                    "latency_s": round(x.latency_s, 4),
-                }
-                for x, o in zip(smp, ok, strict=True)
-            ]
-            ok = ok[: len(smp_verdict)]
-            answered = [o for o in ok if o.status != "error"]
-            n_good = sum(good(o) for o in answered)
-            bad_reason = next((o.reason for o in answered if not good(o)), "")
-            count = n_good if at_least else len(answered) - n_good
-            per_case.append(CaseCount(c.id, count, len(answered), len(ok) - len(answered), bad_reason))
-        k_good, n = st["k"], st["n"]
-        k = k_good if at_least else n - k_good  # report what the check counted
-        if len(self.cases) == 1:
-            rate = k / n if n else float("nan")
-            interval = wilson(k, n)
+    def _result(
+        self,
+        req: Requirement,
+        s: Settings,
+        verdict: str,
+        fixed: int,
+        stream: Stream,
+        positions: int,
+        counts: _Counts,
+        calls: list[Sample],
+        drawn_before: set[tuple[str, int, int]],
+        looked: dict[tuple[str, int, int], None],
+        arm: _Arm,
+    ) -> Result:
+        at_least = req.direction == "at_least"
+        k_good, n = counts.k, counts.n
+        k = k_good if at_least else n - k_good  # what the check counted on the requirement's scale
+        rate = k / n if n else float("nan")
+        if n:
             bound = (
-                (clopper_pearson_lower(k, n, s.false_alarm) if at_least else clopper_pearson_upper(k, n, s.false_alarm))
-                if n
-                else float("nan")
+                clopper_pearson_lower(k, n, req.false_alarm)
+                if at_least
+                else clopper_pearson_upper(k, n, req.false_alarm)
             )
         else:
-            rates = [c.k / c.n for c in per_case if c.n]
-            rate = sum(rates) / len(rates) if rates else float("nan")
-            interval = clustered_interval(rates)
-            lower, upper = mean_bounds(rates, s.false_alarm, s.false_alarm)
-            bound = lower if at_least else upper
-        latencies = [x.latency_s for x in used if x.error is None]
-        worst = sorted(per_case, key=lambda c: (c.k / c.n if c.n else 0.0) * (1 if at_least else -1))
-        result = Result(
+            bound = float("nan")
+        verdict_samples = [self._samples[(self.prompt.version, c, i)] for c, i in (stream[j] for j in range(positions))]
+        latencies = [x.latency_s for x in verdict_samples if x.error is None]
+        per_case = tuple(
+            CaseCount(
+                c.id,
+                counts.case_k[p] if at_least else counts.case_n[p] - counts.case_k[p],
+                counts.case_n[p],
+                counts.case_err[p],
+                counts.example.get(p, ""),
+                c.key,
+            )
+            for p, c in enumerate(self.cases)
+        )
+        # The trace a later session can pair with (stored mode): every contiguous stream
+        # position that has a sample, pass-scale outcome 1 / 0 / e.
+        trace, trace_cases = [], []
+        j = 0
+        while (stream.limit is None or j < stream.limit) and (self.prompt.version, *stream[j]) in self._samples:
+            c, i = stream[j]
+            o, kind = self._outcome(req.check, self.prompt.version, c, i)
+            trace.append("e" if kind != "ok" else ("1" if req.good(o) else "0"))
+            trace_cases.append(c)
+            j += 1
+        new_looked = looked.keys() - drawn_before
+        tokens_in = sum(x.input_tokens or 0 for x in calls)
+        tokens_out = sum(x.output_tokens or 0 for x in calls)
+        comparison = arm.comparison(req, self.prompt.version)
+        return Result(
             prompt=self.prompt.name,
             prompt_version=self.prompt.version,
             model=self.model.id,
-            check=check.name,
-            check_params=dict(check.params),
-            description=check.description,
-            direction=direction,
-            threshold=threshold,
-            tolerance=s.tolerance,
-            false_alarm=s.false_alarm,
-            miss=s.miss,
+            check=req.check.name,
+            check_params=dict(req.check.params),
+            description=req.check.description,
+            direction=req.direction,
+            threshold=req.threshold,
+            tolerance=req.tolerance,
+            false_alarm=req.false_alarm,
+            miss=req.miss,
             k=k,
             n=n,
-            errors=st["errors"],
-            calls=st["calls"],
+            errors=counts.model_errors + counts.check_errors,
+            calls=len(calls),
             rate=rate,
-            interval=interval,
+            interval=wilson(k, n),
             bound=bound,
-            verdict=st["verdict"],
-            conclusive=st["conclusive"],
-            fixed_n=st["fixed_n"],
+            verdict=verdict,
+            fixed_n=fixed,
             n_cases=len(self.cases),
-            cases=tuple(worst if len(self.cases) > 1 else per_case),
+            population=req.population,
+            cases=per_case,
+            model_errors=counts.model_errors,
+            check_errors=counts.check_errors,
+            reused=len(looked.keys() & drawn_before),
+            unused=len(calls) - len(new_looked),
+            retries=sum(x.attempts - 1 for x in calls),
+            baseline_calls=sum(1 for x in calls if x.prompt_version != self.prompt.version),
             latency_p50=_percentile(latencies, 0.5),
             latency_p95=_percentile(latencies, 0.95),
-            input_tokens=sum(x.input_tokens or 0 for x in used),
-            output_tokens=sum(x.output_tokens or 0 for x in used),
-            test_id=self.test_id,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
             error_budget=s.error_budget,
-            first_error=next((x.error for x in used if x.error), ""),
-            cost_usd=_cost(self.model.id, s.price, drawn),
-            paired=tuple(paired),
-            compare_calls=sum(max(0, compare_k - st["used"][c.id]) for c in self.cases) if compare_k else 0,
+            first_error=counts.first_error,
+            test_id=self.test_id,
+            cost_usd=_cost(self.model.id, s.price, tokens_in, tokens_out),
+            comparison=comparison,
+            key=req.key,
             template=tuple(self.prompt.parts),
-            samples=tuple(rows),
+            trace="".join(trace),
+            trace_cases=tuple(trace_cases),
+            samples=tuple(self._rows(req, list(looked))),
         )
-        return _with_message(result)
+
+    def _rows(self, req: Requirement, looked: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
+        """The drill-down table: one row per sample looked at, outcome on the requirement's scale."""
+        words = ("pass", "fail") if req.direction == "at_least" else ("clean", "violation")
+        rows = []
+        for version, c, i in looked:
+            x = self._samples[(version, c, i)]
+            o, kind = self._outcome(req.check, version, c, i)
+            outcome = f"{kind} error" if kind != "ok" else (words[0] if req.good(o) else words[1])
+            rows.append(
+                {
+                    "case_id": self.cases[c].id,
+                    "sample": i,
+                    "prompt_version": version,
+                    "inputs": _jsonable(self.cases[c].inputs),
+                    "output": x.output,
+                    "check": req.check.name,
+                    "outcome": outcome,
+                    "reason": o.reason,
+                    "latency_s": round(x.latency_s, 4),
+                }
+            )
+        return rows
 
 
-def _cost(model_id: str, price: tuple[float, float] | None, samples: list[Sample]) -> float | None:
-    """USD for these samples' tokens, when the price is known (the embedded model is free)."""
+class _Counts:
+    """Counts over the positions the requirement's verdict looked at."""
+
+    def __init__(self) -> None:
+        self.k = self.n = self.model_errors = self.check_errors = 0
+        self.case_k: defaultdict[int, int] = defaultdict(int)
+        self.case_n: defaultdict[int, int] = defaultdict(int)
+        self.case_err: defaultdict[int, int] = defaultdict(int)
+        self.example: dict[int, str] = {}
+        self.first_error = ""
+
+    def add(self, c: int, o: Outcome, kind: str, req: Requirement) -> None:
+        if kind != "ok":
+            if kind == "model":
+                self.model_errors += 1
+            else:
+                self.check_errors += 1
+            self.case_err[c] += 1
+            if not self.first_error:
+                self.first_error = f"{kind} error: {o.reason}"
+            return
+        good = req.good(o)
+        self.n += 1
+        self.k += good
+        self.case_n[c] += 1
+        self.case_k[c] += good
+        if not good and c not in self.example:
+            self.example[c] = o.reason or "no reason given"
+
+    @property
+    def errors(self) -> int:
+        return self.model_errors + self.check_errors
+
+    def blown(self, budget: float, final: bool) -> bool:
+        looked = self.n + self.errors
+        over = looked > 0 and self.errors > budget * looked
+        return over and (final or self.errors >= MIN_ERRORS_TO_ABORT)
+
+
+class _Arm:
+    """The paired comparison of one requirement with its baseline (or nothing to compare)."""
+
+    def __init__(
+        self,
+        entry: Entry | None,
+        base: Prompt | None,
+        mode: str,
+        design: Any,
+        label: str = "",
+        stored: list[tuple[int, str]] | None = None,
+    ) -> None:
+        self.entry = entry
+        self.base = base
+        self.mode = mode
+        self.rule = PairedRule(design) if design is not None else None
+        self.label = label
+        self.stored = stored or []
+        self.pairs_done = 0
+
+    def extra_slots(self, slots: list[tuple[int, int]]) -> list[tuple[Prompt, int, int]]:
+        """Baseline samples drawn with the requirement's, interleaved (rerun mode)."""
+        if self.base is None or self.rule is None or self.rule.verdict is not None:
+            return []
+        return [(self.base, c, i) for c, i in slots]
+
+    def run(
+        self, run: Run, req: Requirement, s: Settings, stream: Stream, looked: dict[tuple[str, int, int], None]
+    ) -> list[Sample]:
+        """Feed pairs in stream order until the comparison decides; returns the calls made."""
+        rule = self.rule
+        if rule is None:
+            return []
+        calls: list[Sample] = []
+        version = run.prompt.version
+        if self.mode == "stored":
+            # The stored trace is the stream: position j is the baseline's outcome on its
+            # case (-1: a case this run no longer has); the new prompt's sample is the next
+            # one of that case.  Valid although the baseline stopped where its data said:
+            # its outcome at j is independent of everything before j (see llmops.stats.paired).
+            count: dict[int, int] = {}
+            slots3: list[tuple[int, int, str]] = []
+            for c, o in self.stored:
+                slots3.append((c, count.get(c, 0), o))
+                count[c] = count.get(c, 0) + 1
+            j = 0
+            while rule.verdict is None and j < len(slots3):
+                batch: list[tuple[int, int, str]] = []
+                while j < len(slots3) and len(batch) < s.concurrency:
+                    batch.append(slots3[j])
+                    j += 1
+                calls += run._draw([(run.prompt, c, i) for c, i, _ in batch if c >= 0])
+                for c, i, o in batch:
+                    if rule.verdict is not None:
+                        break
+                    if c < 0 or o == "e":
+                        continue
+                    new, kind = run._outcome(req.check, version, c, i)
+                    looked[(version, c, i)] = None
+                    if kind != "ok":
+                        continue
+                    rule.observe(int(req.good(new)) - int(o == "1"))
+            if rule.verdict is None:
+                rule.stop(ERROR)
+            return calls
+        base = self.base
+        assert base is not None
+        j = 0
+        while rule.verdict is None:
+            limit = stream.limit
+            if limit is not None and j >= limit:
+                rule.stop(ERROR)
+                break
+            m = s.concurrency if limit is None else min(s.concurrency, limit - j)
+            slots = [stream[j + t] for t in range(m)]
+            calls += run._draw([(run.prompt, c, i) for c, i in slots] + [(base, c, i) for c, i in slots])
+            for c, i in slots:
+                j += 1
+                new, kind_new = run._outcome(req.check, version, c, i)
+                old, kind_old = run._outcome(req.check, base.version, c, i)
+                looked[(version, c, i)] = None
+                looked[(base.version, c, i)] = None
+                if kind_new == "ok" and kind_old == "ok":
+                    rule.observe(int(req.good(new)) - int(req.good(old)))
+                if rule.verdict is not None:
+                    break
+        return calls
+
+    def comparison(self, req: Requirement, version: str) -> Comparison | None:
+        if self.entry is None:
+            return None
+        nan = float("nan")
+        if self.mode == "unchanged":
+            return Comparison(
+                self.label, "unchanged", self.entry.version, "unchanged", nan, (nan, nan), 0, 0, 0, 0,
+                req.tolerance, req.false_alarm, req.miss,
+            )  # fmt: skip
+        assert self.rule is not None
+        st = self.rule.state
+        sign = 1 if req.direction == "at_least" else -1  # report on the requirement's scale
+        lo, hi = st.interval()
+        interval = (lo, hi) if sign == 1 else (-hi, -lo)
+        return Comparison(
+            baseline=self.label,
+            mode=self.mode,
+            base_version=self.entry.version,
+            verdict=self.rule.verdict if self.rule.verdict in (REGRESSED, NOT_WORSE) else ERROR,
+            difference=sign * st.difference(),
+            interval=interval,
+            pairs=st.pairs,
+            wins=st.wins,
+            losses=st.losses,
+            ties=st.ties,
+            tolerance=req.tolerance,
+            false_alarm=self.rule.design.alpha,
+            miss=self.rule.design.beta,
+        )
+
+
+def _too_few_cases(req: Requirement, n_cases: int, needed: int, prompt: str) -> str:
+    good, bad = _tested(req.direction, req.threshold, req.tolerance)
+    return (
+        f"{prompt}: population 'inputs' (inputs like these cases): {n_cases} cases are too few to tell "
+        f"{good} from {bad} with false-alarm rate {_pct(req.false_alarm)} and miss rate {_pct(req.miss)}; "
+        f"{needed} cases are needed (one sample each). Add cases, loosen the tolerance or the rates, or use "
+        f"population='cases' for a verdict about these {n_cases} cases"
+    )
+
+
+def _tested(direction: str, threshold: float, tolerance: float) -> tuple[str, str]:
+    if direction == "at_least":
+        return _pct(threshold), _pct(threshold - tolerance)
+    return _pct(threshold), _pct(threshold + tolerance) + " violations"
+
+
+def _cost(model_id: str, price: tuple[float, float] | None, tokens_in: int, tokens_out: int) -> float | None:
+    """USD for exactly these tokens, when the price is known (the embedded model is free)."""
     if model_id.startswith("local:"):
         return 0.0
     if price is None:
         return None
-    tokens_in = sum(x.input_tokens or 0 for x in samples)
-    tokens_out = sum(x.output_tokens or 0 for x in samples)
     return (tokens_in * price[0] + tokens_out * price[1]) / 1e6
 
 
 def _with_message(r: Result) -> Result:
-    import dataclasses
+    c = r.comparison
+    if c is not None and not c.message:
+        c = dataclasses.replace(c, message=describe_comparison(r, c))
+    return dataclasses.replace(r, comparison=c, message=describe(r))
 
-    return dataclasses.replace(r, message=describe(r))
+
+def population_words(r: Result) -> str:
+    if r.n_cases == 1:
+        return ""
+    if r.population == "inputs":
+        return f" over {r.n_cases} cases (about inputs like these cases; one sample per case)"
+    return f" over {r.n_cases} cases (about these cases; each sample a random case)"
 
 
 def describe(r: Result) -> str:
     """The verdict in words, e.g. "valid JSON in 41 of 50 samples, 82%, 95% interval 70-90%; ..."."""
     word = "at least" if r.direction == "at_least" else "at most"
-    over = f" over {r.n_cases} cases" if r.n_cases > 1 else ""
     lo, hi = r.interval
     rate = f"{100 * r.rate:.0f}%" if r.n else "n/a"
-    head = f"{r.description} in {r.k} of {r.n} samples{over}, {rate}, 95% interval {100 * lo:.0f}-{100 * hi:.0f}%"
-    if r.n_cases > 1:
-        head += " (clustered by case; about inputs like these cases)"
+    scale = "" if r.direction == "at_least" else "violation rate "
+    head = (
+        f"{r.description} in {r.k} of {r.n} samples{population_words(r)}, {scale}{rate}, "
+        f"95% interval {100 * lo:.0f}-{100 * hi:.0f}%"
+    )
     if r.errors:
-        head += f", {r.errors} error{'s' if r.errors != 1 else ''} left out"
-    need = f"requirement {word} {_pct(r.threshold)} (tolerance {_pct(r.tolerance)})"
-    if r.verdict == "ERROR":
-        share = r.errors / r.calls if r.calls else 0.0
+        kinds = []
+        if r.model_errors:
+            kinds.append(f"{r.model_errors} model error{'s' if r.model_errors != 1 else ''}")
+        if r.check_errors:
+            kinds.append(f"{r.check_errors} check error{'s' if r.check_errors != 1 else ''}")
+        head += ", " + " and ".join(kinds) + " left out"
+    good, bad = _tested(r.direction, r.threshold, r.tolerance)
+    need = f"requirement {word} {_pct(r.threshold)}, tested {good} against {bad}"
+    if r.verdict == ERROR:
+        looked = r.n + r.errors
+        share = r.errors / looked if looked else 0.0
         return (
-            f"{head}; {need}; ERROR: {r.errors} of {r.calls} calls ({_pct(share)}) failed, more than the "
-            f"error budget {_pct(r.error_budget)}; no verdict. First error: {r.first_error}"
+            f"{head}; {need}; ERROR: {r.errors} of {looked} samples ({_pct(share)}) ended in errors, more than "
+            f"the error budget {_pct(r.error_budget)}; no verdict. First {r.first_error}"
         )
-    if not r.conclusive:
-        rates = [c.k / c.n for c in r.cases if c.n]
-        mean = sum(rates) / len(rates) if rates else 0.0
-        sd = (sum((x - mean) ** 2 for x in rates) / max(len(rates) - 1, 1)) ** 0.5
-        needed = cases_needed(r.threshold, r.tolerance, r.false_alarm, r.miss, spread=max(sd, 0.1))
-        mid = r.threshold - r.tolerance / 2 if r.direction == "at_least" else r.threshold + r.tolerance / 2
-        tail = (
-            f"{r.verdict}, inconclusive: {r.n_cases} cases are too few to hold false-alarm "
-            f"{_pct(r.false_alarm)} and miss {_pct(r.miss)}, so the observed rate was compared with "
-            f"{_pct(mid)}; about {needed} cases would be needed"
-        )
-    elif r.verdict == FAIL:
+    if r.verdict == FAIL:
         tail = f"FAIL with false-alarm rate <= {_pct(r.false_alarm)}"
     else:
         tail = f"PASS with miss rate <= {_pct(r.miss)}"
     text = f"{head}; {need}; {tail}"
-    if r.n_cases > 1 and r.verdict != PASS:
-        worst = [c for c in r.cases[:5] if c.n]
-        text += ". Worst cases: " + ", ".join(
-            f"{c.case_id} {c.k}/{c.n}" + (f" ({c.example[:60]})" if c.example else "") for c in worst
+    if r.verdict != PASS:
+        bad_cases = sorted(
+            (c for c in r.cases if c.n), key=lambda c: (c.k / c.n) * (1 if r.direction == "at_least" else -1)
         )
-    elif r.n_cases == 1 and r.verdict == FAIL and r.cases and r.cases[0].example:
-        text += f". Example: {r.cases[0].example[:120]}"
+        if r.n_cases > 1:
+            text += ". Worst cases: " + ", ".join(
+                f"{c.case_id} {c.k}/{c.n}" + (f" ({_clip(c.example, 80)})" if c.example else "") for c in bad_cases[:5]
+            )
+        elif bad_cases and bad_cases[0].example:
+            text += f". Example: {_clip(bad_cases[0].example, 160)}"
     return text
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_comparison(r: Result, c: Comparison) -> str:
+    """The comparison in words: "regressed", "not worse (within tolerance)" or what it would need."""
+    word = "at least" if r.direction == "at_least" else "at most"
+    what = f"{r.prompt} {c.base_version[:7]} -> {r.prompt_version[:7]}: {r.description} ({word} {_pct(r.threshold)})"
+    if c.mode == "unchanged":
+        return f"unchanged: {what}: same prompt and model as baseline {c.baseline}; nothing to compare"
+    scale = "pass rate" if r.direction == "at_least" else "violation rate"
+    lo, hi = c.interval
+    numbers = (
+        f"{scale} changed by {100 * c.difference:+.1f}% (95% interval {100 * lo:+.1f}% to {100 * hi:+.1f}%) over "
+        f"{c.pairs} pairs ({c.wins} better, {c.losses} worse, {c.ties} tied; baseline {c.mode}, {c.baseline})"
+    )
+    if c.verdict == REGRESSED:
+        return f"REGRESSED {what}: {numbers}; worse than the baseline, with false-alarm rate <= {_pct(c.false_alarm)}"
+    if c.verdict == NOT_WORSE:
+        return (
+            f"not worse (within tolerance {_pct(c.tolerance)}) {what}: {numbers}; a drop of {_pct(c.tolerance)} "
+            f"or more is ruled out with miss rate <= {_pct(c.miss)}"
+        )
+    more = " (the stored baseline has no more samples; use --llmops-baseline-mode rerun)" if c.mode == "stored" else ""
+    return (
+        f"ERROR {what}: could not decide whether it is worse than the baseline within {c.pairs} pairs{more}: "
+        f"{numbers}; raise max_samples or the tolerance"
+    )

@@ -46,6 +46,7 @@ class Sample:
     input_tokens: int | None = None
     output_tokens: int | None = None
     attempts: int = 1
+    prompt_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,18 +116,29 @@ class Sampler:
 
     def draw(self, requests: Sequence[Request], seed_key: str = "") -> list[Sample]:
         """Draw all requests (at most ``concurrency`` in flight); results in request order."""
-        return run_sync(self._draw(requests, seed_key))
+        return self.draw_many({seed_key: list(requests)})[seed_key]
 
-    async def _draw(self, requests: Sequence[Request], seed_key: str) -> list[Sample]:
+    def draw_many(self, requests: dict[str, list[Request]]) -> dict[str, list[Sample]]:
+        """Requests of several prompts (keyed by prompt version) in one batch, interleaved.
+
+        Each sample's seed comes from the session seed, the prompt version, the case and the
+        index, so a sample is the same whichever batch draws it.
+        """
+        return run_sync(self._draw(requests))
+
+    async def _draw(self, requests: dict[str, list[Request]]) -> dict[str, list[Sample]]:
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def one(r: Request) -> Sample:
+        async def one(version: str, r: Request) -> Sample:
             async with gate:
-                return await self._call(r, sample_seed(self.seed, seed_key, r.case_id, r.index))
+                return await self._call(r, sample_seed(self.seed, version, r.case_id, r.index), version)
 
-        return list(await asyncio.gather(*(one(r) for r in requests)))
+        out = {}
+        for version, reqs in requests.items():
+            out[version] = asyncio.gather(*(one(version, r) for r in reqs))
+        return {version: list(await task) for version, task in out.items()}
 
-    async def _call(self, r: Request, seed: int) -> Sample:
+    async def _call(self, r: Request, seed: int, version: str = "") -> Sample:
         jitter = random.Random(seed)
         attempt = 0
         while True:
@@ -143,6 +155,7 @@ class Sampler:
                     c.input_tokens,
                     c.output_tokens,
                     attempt,
+                    version,
                 )
             except Exception as exc:
                 if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
@@ -154,7 +167,13 @@ class Sampler:
                 if not transient or attempt > self.retries:
                     kind = "permanent" if not transient else f"after {attempt} attempts"
                     return Sample(
-                        r.case_id, r.index, None, f"{message} ({kind})", time.perf_counter() - start, attempts=attempt
+                        r.case_id,
+                        r.index,
+                        None,
+                        f"{message} ({kind})",
+                        time.perf_counter() - start,
+                        attempts=attempt,
+                        prompt_version=version,
                     )
                 delay = jitter.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
                 await asyncio.sleep(max(delay, retry_after(exc) or 0.0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from llmops.baseline import Baseline, load_baseline
 from llmops.config import Settings
 from llmops.evaluation import Result, Run
 from llmops.models import Model, resolve_model
@@ -21,6 +22,8 @@ class Session:
         run.expect(checks.json_valid(), at_least=0.95)
 
     Inside pytest the ``llmops`` fixture is a Session built from options, ini and marker.
+    ``baseline`` (a loaded Baseline, or what ``--llmops-baseline`` takes) makes every
+    requirement that the baseline also has a paired comparison with it.
     """
 
     def __init__(
@@ -31,6 +34,8 @@ class Session:
         test_id: str = "",
         on_result: Callable[[Result], None] | None = None,
         on_draw: Callable[[int], None] | None = None,
+        baseline: Baseline | str | None = None,
+        family_share: float | None = None,
         **overrides: Any,
     ) -> None:
         self.settings = (settings or Settings()).replace("Session()", session=True, **overrides)
@@ -39,6 +44,14 @@ class Session:
         self.test_id = test_id
         self._on_result = on_result
         self._on_draw = on_draw
+        if isinstance(baseline, str) or (baseline is None and self.settings.baseline and settings is None):
+            spec = baseline if isinstance(baseline, str) else self.settings.baseline
+            baseline = load_baseline(spec or "", self.settings.tracking_uri, self.settings.experiment)
+        self.baseline: Baseline | None = baseline
+        # The family false-alarm rate this session may spend (its test's share under pytest).
+        family = self.settings.family_false_alarm
+        self._family = family_share if family_share is not None else family
+        self._requirements = 0
         self.results: list[Result] = []
 
     @property
@@ -61,7 +74,20 @@ class Session:
             test_id=self.test_id,
             on_result=self._record,
             on_draw=self._on_draw,
+            baseline=self.baseline,
+            false_alarm_for=self._false_alarm_for if self._family is not None else None,
         )
+
+    def _false_alarm_for(self, per_requirement: float, has_baseline: bool) -> tuple[float, float]:
+        """The requirement's share of the family rate: 1/2, 1/4, 1/8, ... in declaration order.
+
+        Any number of requirements then stays within the family rate (Bonferroni); with a
+        baseline the share is split evenly between the verdict and the comparison.
+        """
+        assert self._family is not None
+        self._requirements += 1
+        share = self._family * 0.5**self._requirements
+        return (share / 2, share / 2) if has_baseline else (share, share)
 
     def _record(self, result: Result) -> None:
         self.results.append(result)

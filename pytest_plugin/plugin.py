@@ -24,6 +24,8 @@ RESULT_PROPERTY = "llmops_result"
 ERROR_PROPERTY = "llmops_error"
 
 settings_key = pytest.StashKey[Settings]()
+baseline_key = pytest.StashKey[Any]()
+family_key = pytest.StashKey[float | None]()
 item_results_key = pytest.StashKey[list[Any]]()
 
 
@@ -66,10 +68,31 @@ def pytest_configure(config: pytest.Config) -> None:
         if cli is not None:
             values[name] = cli
     try:
-        config.stash[settings_key] = Settings().replace("llmops options", session=True, **values)
+        settings = Settings().replace("llmops options", session=True, **values)
     except ConfigError as e:
         raise pytest.UsageError(f"llmops: ini {e}") from None
+    config.stash[settings_key] = settings
+    config.stash[family_key] = None
+    # The baseline is loaded once per process (each xdist worker too), before any test runs:
+    # a wrong alias or an unreachable server is a usage error, not a session of wasted calls.
+    config.stash[baseline_key] = None
+    if settings.baseline and not config.option.help and not getattr(config.option, "collectonly", False):
+        from llmops.baseline import load_baseline
+        from llmops.errors import LlmopsError
+
+        try:
+            config.stash[baseline_key] = load_baseline(settings.baseline, settings.tracking_uri, settings.experiment)
+        except LlmopsError as e:
+            raise pytest.UsageError(f"llmops: --llmops-baseline {settings.baseline}: {e}") from None
     config.pluginmanager.register(Collector(config), "llmops-collector")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With a family false-alarm rate, each llmops test gets an equal share (Bonferroni)."""
+    family = config.stash[settings_key].family_false_alarm
+    if family is not None:
+        tests = sum(1 for item in items if "llmops" in getattr(item, "fixturenames", ()))
+        config.stash[family_key] = family / max(1, tests)
 
 
 def _settings_for(request: pytest.FixtureRequest) -> Settings:
@@ -110,6 +133,8 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Any:
         test_id=request.node.nodeid,
         on_result=on_result,
         on_draw=progress.drawn,
+        baseline=request.config.stash[baseline_key],
+        family_share=request.config.stash[family_key],
     )
 
 
@@ -151,40 +176,51 @@ class Collector:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.results or hasattr(self.config, "workerinput"):
+        if hasattr(self.config, "workerinput"):
             return
         settings = self.config.stash[settings_key]
+        if settings.baseline:
+            self._missing(session, settings)
+        if not self.results:
+            return
         from llmops.tracking import finish, new_record, publish, quiet_mlflow
 
         record = finish(new_record(settings.as_params(), self.started), self.results)
+        if settings.report_json:
+            path = self.config.invocation_params.dir / settings.report_json
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+            self.lines.append(f"results written to {path}")
         run_id = None
         if settings.tracking:
             spool_dir = self.config.rootpath / ".llmops" / "spool"
             run_id, line = publish(record, settings.tracking_uri, settings.experiment, spool_dir)
             self.lines.append(line)
-        if settings.baseline:
-            with quiet_mlflow():
-                self._compare(session, settings, record)
         if settings.promote and run_id:
             from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
 
-            done = MlflowStore(tracking_uri(settings.tracking_uri), settings.experiment).promote(
-                run_id, settings.promote
-            )
+            with quiet_mlflow():
+                done = MlflowStore(tracking_uri(settings.tracking_uri), settings.experiment).promote(
+                    run_id, settings.promote
+                )
             self.lines.append(f"promoted run {run_id} as baseline @{settings.promote}: " + "; ".join(done))
 
-    def _compare(self, session: pytest.Session, settings: Settings, record: dict[str, Any]) -> None:
-        from llmops.baseline import compare, load_baseline
-
-        try:
-            label, base = load_baseline(settings.baseline or "", settings.tracking_uri, settings.experiment)
-        except Exception as e:
-            self.lines.append(f"baseline gate ERROR: {e}")
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    def _missing(self, session: pytest.Session, settings: Settings) -> None:
+        """Requirements the baseline has that this session did not evaluate fail the gate."""
+        baseline = self.config.stash[baseline_key]
+        if baseline is None:
             return
-        report = compare(record["results"], base["results"], label, settings.tolerance, settings.false_alarm)
-        self.lines += report.lines()
-        if report.regressions:
+        missing = baseline.missing(r["key"] for r in self.results)
+        for e in missing:
+            self.lines.append(
+                ("not evaluated (allowed by --llmops-allow-missing): " if settings.allow_missing else "MISSING ")
+                + f"{e.requirement} is in baseline {baseline.label} but was not evaluated in this session"
+            )
+        if missing and not settings.allow_missing:
+            self.lines.append(
+                f"baseline gate FAILED: {len(missing)} requirement(s) of the baseline were not evaluated; run "
+                "them, or pass --llmops-allow-missing if they were removed on purpose"
+            )
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     # -- progress while sampling: a live line on a terminal, a line per verdict in CI logs --
@@ -219,8 +255,13 @@ class Collector:
     def verdict(self, result: Any) -> None:
         self.verdicts[result.verdict] = self.verdicts.get(result.verdict, 0) + 1
         name = result.test_id.split("::", 1)[-1]
+        reused = f", reused {result.reused} samples" if result.reused else ""
+        versus = ""
+        if result.comparison is not None:
+            versus = f"; vs baseline: {result.comparison.verdict}"
         self._write(
-            f"llmops: {name}: {result.description} -> {result.verdict} after {result.calls} calls ({self._so_far()})",
+            f"llmops: {name}: {result.description} -> {result.verdict}{versus} "
+            f"({result.calls} new calls{reused}; {self._so_far()})",
             final=True,
         )
 
@@ -229,7 +270,7 @@ class Collector:
             self.results.extend(json.loads(v) for k, v in report.user_properties if k == RESULT_PROPERTY)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results or hasattr(self.config, "workerinput"):
+        if not (self.results or self.lines) or hasattr(self.config, "workerinput"):
             return
         from llmops.evaluation import Result
         from llmops.report.terminal import footer, table
@@ -240,4 +281,4 @@ class Collector:
             terminalreporter.write_line(table(parsed))
         terminalreporter.write_line(footer(parsed))
         for line in self.lines:
-            terminalreporter.write_line(line, red=line.startswith(("REGRESSION", "baseline gate ERROR")))
+            terminalreporter.write_line(line, red=line.startswith(("REGRESSED", "MISSING", "baseline gate")))

@@ -51,9 +51,9 @@ def test_passing_and_failing_suite_with_summary(suite):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*RequirementFailed: valid JSON in * of * samples, *%, 95% interval *; requirement at least 99.9% (tolerance 2%); FAIL with false-alarm rate <= 1%*",
+            "*RequirementFailed: valid JSON in * of * samples, *%, 95% interval *; requirement at least 99.9%, tested 99.9% against 97.9%; FAIL with false-alarm rate <= 1%*",
             "*llmops summary*",
-            "test*prompt*requirement*k/n*rate*95% CI*verdict*calls*saved vs fixed-N",
+            "test*prompt*requirement*tested*k/n*rate*95% CI*verdict*vs baseline*new calls*saved vs fixed-N",
             "test_format_passes*triage@*valid JSON >= 90%*PASS*",
             "test_strict_requirement_fails*FAIL*",
             "2 requirements: 1 PASS, 1 FAIL, 0 ERROR; * model calls*",
@@ -174,7 +174,7 @@ def test_error_budget_is_a_pytest_error(pytester):
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        ["*ErrorBudgetExceeded*error budget 10%; no verdict. First error: ConnectionError: 503 from upstream*"]
+        ["*ErrorBudgetExceeded*error budget 10%; no verdict. First model error: ConnectionError: 503 from upstream*"]
     )
 
 
@@ -194,6 +194,6 @@ def test_results_survive_xdist(suite):
 
 def test_progress_prints_a_line_per_verdict_and_is_quiet_under_q(suite):
     out = suite.runpytest().stdout.str()
-    assert "llmops: test_format_passes: valid JSON -> PASS after" in out
+    assert "llmops: test_format_passes: valid JSON -> PASS (" in out and " new calls;" in out
     assert "verdicts so far: 1 FAIL, 1 PASS" in out
     assert "llmops: test_format_passes" not in suite.runpytest("-q").stdout.str()

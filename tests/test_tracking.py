@@ -33,7 +33,7 @@ def llmops_model():
     leak = os.environ.get("INNER_LEAK", "")
     def model(text, rng):
         case = int(text.split("#")[1].split(":")[0])
-        rate = (0.95 if case % 2 else 0.75) - drop
+        rate = (0.95 if case % 2 else 0.75) - (drop if "quickly" in text else 0.0)
         return ('{"category": "billing"}' + leak) if rng.random() < rate else "sorry"
     return FunctionModel(model)
 """
@@ -47,15 +47,15 @@ CASES = [Case({"n": i}, id=f"t{i}") for i in range(int(os.environ.get("INNER_N",
 
 def test_triage(llmops):
     run = llmops.sample(P, CASES)
-    run.evaluate(checks.json_valid(), at_least=0.8)
-    run.evaluate(checks.pii(), at_most=0.05)
+    run.expect(checks.json_valid(), at_least=0.8)
+    run.expect(checks.pii(), at_most=0.05)
 """
 
 
 class Outcome:
     def __init__(self, proc: subprocess.CompletedProcess):
         self.ret = proc.returncode
-        self.text = proc.stdout
+        self.text = proc.stdout + proc.stderr
         self.stdout = pytest.LineMatcher(proc.stdout.splitlines())
 
     def assert_outcomes(self, passed: int) -> None:
@@ -137,7 +137,7 @@ def test_session_is_one_run_with_params_metrics_table_and_registry(project, tmp_
     result.stdout.fnmatch_lines(["*MLflow run * in experiment 'llmops' at sqlite://*"])
     client = MlflowClient(uri)
     (run,) = runs(client)  # one run per session, also under xdist
-    assert run.data.params["settings.tolerance"] == "0.1"
+    assert run.data.params["settings.tolerance"] == "auto"
     assert run.data.params["models"] == "function:model"
     assert run.data.params["prompt.triage.version"] == Prompt("triage", "Ticket #{n}: classify it").version
     assert run.data.tags[COMPLETE_TAG] == "true" and run.data.tags["llmops.pass"] in ("1", "2", "3", "4")
@@ -187,25 +187,24 @@ def test_baseline_gate_over_two_sessions(project, tmp_path):
         "--llmops-baseline=baseline",
         INNER_PROMPT="Ticket #{n}: classify it quickly",
         INNER_DROP="0.3",
-        INNER_N="17",
     )
     assert worse.ret == 1
     worse.stdout.fnmatch_lines(
         [
-            "baseline @baseline (run *): 2 compared, 1 regressed",
-            "REGRESSION triage * -> *: valid JSON (at least 0.8) changed by -*% (95% interval -*% to -*%) over 16 paired case(s)*"
-            "Holm-adjusted *; cases that moved most: t* -*; 1 new case(s) and 0 baseline-only case(s) not compared",
+            "*REGRESSED triage * -> *: valid JSON (at least 80%): pass rate changed by -*% (95% interval *) over "
+            "* pairs (* better, * worse, * tied; baseline rerun, @baseline (run *)); worse than the baseline, "
+            "with false-alarm rate <= 1%*",
+            # the PII requirement was never reached in the failing test: the gate says so
+            "MISSING test_triage: personal data * at most 0.05 is in baseline @baseline*",
         ]
     )
     same = inner(project, f"--llmops-tracking-uri={uri}", "--llmops-baseline=baseline")
-    assert same.ret == 0
-    same.stdout.fnmatch_lines(["baseline @baseline (run *): 2 compared, 0 regressed"])
+    assert same.ret == 0, same.text[-3000:]
+    same.stdout.fnmatch_lines(["test_triage*unchanged*"])
 
     missing = inner(project, f"--llmops-tracking-uri={uri}", "--llmops-baseline=nightly")
-    assert missing.ret == 1
-    missing.stdout.fnmatch_lines(
-        ["*baseline gate ERROR: baseline 'nightly' is neither*llmops promote RUN_ID --alias nightly*"]
-    )
+    assert missing.ret == pytest.ExitCode.USAGE_ERROR
+    assert "baseline 'nightly' is neither" in missing.text and "llmops promote RUN_ID --alias nightly" in missing.text
 
     plot = tmp_path / "history.png"
     assert cli(["history", "triage", "--tracking-uri", uri, "--plot", str(plot)]) == 0

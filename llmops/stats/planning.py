@@ -5,19 +5,41 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from scipy.stats import binom
+import numpy as np
+from scipy.stats import binom, norm
+
+
+def fixed_cutoffs(n: np.ndarray, theta: float, alpha: float) -> np.ndarray:
+    """Vectorised :func:`fixed_cutoff`: the exact cut-off for every sample size in ``n``."""
+    n = np.asarray(n, dtype=np.int64)
+    if theta >= 1.0:
+        return n.copy()
+    # binom.ppf gives the smallest c with P(k <= c) >= alpha, so the cut-off is c or c + 1;
+    # the two loops correct that and any off-by-one of the floating-point ppf.
+    c = np.nan_to_num(binom.ppf(alpha, n, theta), nan=0.0).astype(np.int64)
+    c = np.clip(c, 0, n)
+    while (up := (c <= n) & (binom.cdf(c, n, theta) <= alpha)).any():
+        c += up
+    while (down := (c > 0) & (binom.cdf(c - 1, n, theta) > alpha)).any():
+        c -= down
+    return c
 
 
 def fixed_cutoff(n: int, theta: float, alpha: float) -> int:
     """Largest c such that FAIL-if-k<c has false-alarm <= alpha at rate theta (k ~ Bin(n, theta))."""
-    if theta >= 1.0:
-        return n  # any failure rules out rate 1, and costs no false alarm
-    c = int(binom.ppf(alpha, n, theta))
-    while c <= n and binom.cdf(c, n, theta) <= alpha:
-        c += 1
-    while c > 0 and binom.cdf(c - 1, n, theta) > alpha:
-        c -= 1
-    return c
+    return int(fixed_cutoffs(np.array([n]), theta, alpha)[0])
+
+
+def fixed_feasible(
+    n: np.ndarray, theta: float, delta: float, alpha: float, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which single-stage sizes ``n`` meet both exact rates with their cut-off, and those cut-offs.
+
+    Not monotone in n: the discrete binomial makes a saw-tooth, so a size can fail its miss
+    rate although a smaller one meets it (e.g. 391 works for 0.5 / 0.1 / 0.01 / 0.05, 392 does not).
+    """
+    c = fixed_cutoffs(n, theta, alpha)
+    return binom.sf(c - 1, n, theta - delta) <= beta, c
 
 
 @lru_cache(maxsize=256)
@@ -31,12 +53,17 @@ def fixed_n(theta: float, delta: float, alpha: float, beta: float) -> tuple[int,
         n = zero_failure_n(delta, beta)
         return n, n
     p_bad = theta - delta
-    n = 1
+    # The normal approximation lands near the answer; every size up to a feasible upper end is
+    # then checked exactly in one vectorised pass, so the smallest feasible size is exact.
+    z = norm.isf(alpha) * math.sqrt(theta * (1 - theta)) + norm.isf(beta) * math.sqrt(p_bad * (1 - p_bad))
+    hi = max(16, math.ceil(1.25 * (z / delta) ** 2) + 16)
     while True:
-        c = fixed_cutoff(n, theta, alpha)
-        if float(binom.sf(c - 1, n, p_bad)) <= beta:
-            return n, c
-        n += 1
+        sizes = np.arange(1, hi + 1)
+        ok, c = fixed_feasible(sizes, theta, delta, alpha, beta)
+        if ok.any():
+            i = int(np.argmax(ok))
+            return int(sizes[i]), int(c[i])
+        hi *= 2
 
 
 def zero_failure_n(epsilon: float, beta: float) -> int:

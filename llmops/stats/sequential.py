@@ -3,15 +3,28 @@
 Hypotheses: good, p = theta; bad, p = theta - delta.  After n samples with k passes
 the log likelihood ratio (bad vs good) is linear in k, so Wald's boundaries are two
 parallel lines in the (n, k) plane: FAIL when k falls to the lower line, PASS when it
-rises to the upper one.  The test is truncated at ``max_n``, where an exact binomial
-cut-off decides.
+rises to the upper one.  The test is truncated at ``max_n``, where a cut-off decides.
 
 Wald's boundaries only approximate the error rates (they ignore overshoot, and
-truncation adds errors), so the design computes the *exact* operating characteristic
-by dynamic programming over the (n, k) lattice and moves the boundaries until the
-exact false-alarm rate P(FAIL | theta) <= alpha and miss rate P(PASS | theta - delta)
-<= beta hold, then pulls each boundary in as far as the exact rates allow (fewer calls).
-Both rates are monotone in p, so they hold for every p >= theta and p <= theta - delta.
+truncation adds errors), so the design computes the *exact* operating characteristic by
+dynamic programming and searches the two intercepts.  For every candidate pair the
+cut-off at the cap comes from the exact distribution of k among the paths still running
+(the largest cut-off whose exact false-alarm rate P(FAIL | theta) <= alpha); the pair is
+feasible when the exact miss rate P(PASS | theta - delta) <= beta holds too; the
+feasible pair with the fewest expected calls at theta plus theta - delta wins.  Both
+rates are monotone in p, so they hold for every p >= theta and p <= theta - delta.
+Finally the boundaries are curtailed: the test stops as soon as the verdict at the cap
+is certain, which saves calls and changes no rate.
+
+A design exists for every cap >= the fixed N: the fixed-size test is itself a truncated
+design (never stop early, then its own cut-off).  Where the binomial saw-tooth makes
+even the fixed test at the cap infeasible (e.g. 392 samples for 0.5 / 0.1 / 0.01 /
+0.05, although 391 work), the design decides by the largest feasible size below the cap.
+
+Speed: only the states between the two boundaries carry probability (a band a few dozen
+wide, not max_n), every candidate pair and both rates run in one vectorised pass, and a
+grid of candidates per pass replaces bisection.  Built designs are also kept on disk
+(``LLMOPS_CACHE_DIR``, see :func:`cache_dir`), so a machine builds each design once.
 
 "Rate <= epsilon" requirements (violations) are the mirror image: count clean samples
 against theta = 1 - epsilon.
@@ -20,20 +33,42 @@ against theta = 1 - epsilon.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from llmops.stats.planning import fixed_n, zero_failure_n
+from llmops.stats.planning import fixed_feasible, fixed_n, zero_failure_n
 
 PASS = "PASS"
 FAIL = "FAIL"
 
-#: Default cap as a multiple of the fixed-N sample size: long enough that the Wald-shaped
-#: boundaries rarely truncate (so the average stays low), short enough to bound cost.
-CAP_FACTOR = 1.5
+#: Default cap as a multiple of the fixed-N sample size: no run ever needs more than 1.2x
+#: the calls of the fixed-size test, and the exact search still finds boundaries that stop
+#: most runs far earlier.
+CAP_FACTOR = 1.2
+
+#: Bump whenever the design algorithm changes: designs cached on disk under another
+#: version are not used.
+DESIGN_VERSION = 2
+
+# Candidate intercepts, as multiples of Wald's.  The best pairs sit near Wald's own
+# (1.0-1.4): the cap adds errors, overshoot removes some.  The wide grid is tried only
+# when no coarse pair is feasible (caps within a few percent of the fixed N).
+_COARSE = (0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75)
+_WIDE = (2.0, 2.5, 3.0, 4.0)
+_REFINE_STEPS = (0.025, 0.00625)  # two finer 8 x 8 grids around the best pair so far
+_REFINE = np.arange(8) - 3.5
+
+# Rates are compared with this relative margin, so a design chosen in the batched search
+# still meets its rates when recomputed alone (sums in another order differ in the last bits).
+_SAFE = 1 - 1e-9
 
 
 @dataclass(frozen=True)
@@ -86,13 +121,125 @@ class SequentialDesign:
         return Operating(p, pf, pp, en)
 
 
+# --- exact operating characteristic ------------------------------------------------------
+
+
+class _Band(NamedTuple):
+    """What one pass of the band DP returns, for J boundary pairs and P true rates."""
+
+    p_fail: np.ndarray  # (J, P) P(FAIL before the cap)
+    p_pass: np.ndarray  # (J, P) P(PASS before the cap)
+    expected_n: np.ndarray  # (J, P) expected samples
+    at_cap: np.ndarray  # (W, J, P) P(still running at the cap with k = i + k0)
+    k0: int
+
+
+def _reach(fail_at: np.ndarray, pass_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(J, cap + 1) boundaries as the DP sees them, with the same decisions on every path.
+
+    Clipped to the reachable [-1, n + 1], no verdict at n = 0 or at the cap (the cut-off
+    decides there), and the FAIL boundary never lowered: k never falls, so once a path is
+    above a FAIL boundary it stays above any lower one.
+    """
+    n = np.arange(fail_at.shape[1])
+    lo = np.maximum(fail_at, -1)
+    hi = np.minimum(pass_at, n + 1)
+    lo[:, 0], hi[:, 0] = -1, 1
+    lo[:, -1], hi[:, -1] = lo[:, -2], hi[:, -2]
+    return np.maximum.accumulate(lo, axis=1), hi
+
+
+def _band_ok(fail_at: np.ndarray, pass_at: np.ndarray) -> bool:
+    """Whether :func:`_band_dp` applies: a path crosses a boundary only onto the boundary cell.
+
+    True when the FAIL boundary rises by at most 1 per sample and the PASS boundary never
+    falls (lines with slope in (0, 1) and their curtailment), and the two never meet.
+    """
+    if fail_at.shape[1] < 3:
+        return False
+    lo, hi = _reach(fail_at, pass_at)
+    return bool((np.diff(lo, axis=1) <= 1).all() and (np.diff(hi, axis=1) >= 0).all() and (hi > lo).all())
+
+
+def _band_dp(fail_at: np.ndarray, pass_at: np.ndarray, ps: Sequence[float], cap: int) -> _Band:
+    """Exact DP over the states between the boundaries, for J boundary pairs and P rates at once.
+
+    ``fail_at`` and ``pass_at`` are (J, cap + 1) arrays, indexed by n, that satisfy
+    :func:`_band_ok`.  A path inside the band then leaves it only onto a boundary cell, so
+    each step absorbs exactly one cell per boundary, and states live in a frame that moves
+    with the lowest FAIL boundary: the work per step is the band width, not n.
+    """
+    lo, hi = _reach(np.asarray(fail_at, dtype=np.int64), np.asarray(pass_at, dtype=np.int64))
+    n_pairs, n_rates = lo.shape[0], len(ps)
+    cols = n_pairs * n_rates  # column j * P + r: pair j at rate ps[r]
+
+    base = lo.min(axis=0) + 1  # frame: row i holds k = i + base[n] - 1
+    fail_row = lo - base + 1  # >= 0
+    pass_row = hi - base + 1
+    width = int(pass_row.max()) + 2
+    # Flat positions of the two absorbing cells per column and step, for np.take / np.put.
+    col = np.arange(cols)
+    cells = np.concatenate(
+        [np.repeat(fail_row.T, n_rates, axis=1), np.repeat(pass_row.T, n_rates, axis=1)], axis=1
+    ) * cols + np.concatenate([col, col])
+    shift = np.diff(base).tolist()
+
+    p = np.tile(np.asarray(ps, dtype=float), n_pairs)
+    q = 1.0 - p
+    cur = np.zeros((width, cols))
+    nxt = np.zeros((width, cols))
+    tmp = np.zeros((width, cols))
+    cur[1] = 1.0  # k = 0 at n = 0
+    absorbed = np.zeros((cap, 2 * cols))  # row n: mass absorbed at n, FAIL then PASS columns
+    for m in range(1, cap + 1):
+        if shift[m - 1] == 0:  # row i <- q * row i + p * row i - 1
+            np.multiply(cur, q, out=nxt)
+            np.multiply(cur[:-1], p, out=tmp[:-1])
+            nxt[1:] += tmp[:-1]
+        else:  # the frame moved up one: row i <- q * row i + 1 + p * row i
+            np.multiply(cur[1:], q, out=nxt[:-1])
+            nxt[-1] = 0.0
+            np.multiply(cur, p, out=tmp)
+            nxt += tmp
+        cur, nxt = nxt, cur
+        if m == cap:
+            break
+        flat = cur.reshape(-1)
+        np.take(flat, cells[m], out=absorbed[m])
+        flat.put(cells[m], 0.0)
+
+    p_fail = absorbed[:, :cols].sum(axis=0).reshape(n_pairs, n_rates)
+    p_pass = absorbed[:, cols:].sum(axis=0).reshape(n_pairs, n_rates)
+    # E[N] = sum over n < cap of P(N > n) = cap - sum_n (cap - n) P(N = n, n < cap).
+    weight = (cap - np.arange(cap))[:, None]
+    stopped = (absorbed[:, :cols] + absorbed[:, cols:]) * weight
+    expected_n = cap - stopped.sum(axis=0).reshape(n_pairs, n_rates)
+    return _Band(p_fail, p_pass, expected_n, cur.reshape(width, n_pairs, n_rates), int(base[cap]) - 1)
+
+
 def _operating(
-    fail_at: tuple[int, ...] | np.ndarray,
-    pass_at: tuple[int, ...] | np.ndarray,
+    fail_at: Sequence[int] | np.ndarray,
+    pass_at: Sequence[int] | np.ndarray,
     cap_cutoff: int,
     max_n: int,
     p: float,
 ) -> tuple[float, float, float]:
+    """Exact (P(FAIL), P(PASS), E[N]) at true rate p for any boundaries."""
+    fa, pa = np.asarray(fail_at, dtype=np.int64)[None], np.asarray(pass_at, dtype=np.int64)[None]
+    if not _band_ok(fa, pa):
+        return _operating_lattice(fa[0], pa[0], cap_cutoff, max_n, p)
+    band = _band_dp(fa, pa, (p,), max_n)
+    ks = np.arange(band.at_cap.shape[0]) + band.k0
+    left = band.at_cap[:, 0, 0]
+    p_fail = float(band.p_fail[0, 0] + left[ks < cap_cutoff].sum())
+    p_pass = float(band.p_pass[0, 0] + left[ks >= cap_cutoff].sum())
+    return p_fail, p_pass, float(band.expected_n[0, 0])
+
+
+def _operating_lattice(
+    fail_at: np.ndarray, pass_at: np.ndarray, cap_cutoff: int, max_n: int, p: float
+) -> tuple[float, float, float]:
+    """The same over the whole (n, k) lattice: slow, but for any boundaries at all."""
     prob = np.zeros(max_n + 2)
     prob[0] = 1.0
     p_fail = p_pass = expected_n = 0.0
@@ -115,20 +262,156 @@ def _operating(
     return float(p_fail), float(p_pass), float(expected_n)
 
 
-def _lines(slope: float, h_fail: float, h_pass: float, max_n: int) -> tuple[np.ndarray, np.ndarray]:
-    n = np.arange(max_n + 1)
-    fail_at = np.floor(slope * n - h_fail).astype(int)
-    pass_at = np.ceil(slope * n + h_pass).astype(int)
-    return fail_at, pass_at
+# --- the design search -------------------------------------------------------------------
 
 
-def _smallest(holds: Callable[[float], bool], feasible: float, steps: int = 14) -> float:
-    """Bisection for the smallest intercept in [0, feasible] at which ``holds`` is still true."""
-    lo, hi = 0.0, feasible
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if holds(mid) else (mid, hi)
-    return hi
+class _Choice(NamedTuple):
+    h_fail: float
+    h_pass: float
+    cutoff: int
+    objective: float  # expected calls at theta plus at theta - delta (before curtailment)
+    horizon: int  # the cut-off decides at this n (the cap, or the largest feasible size below)
+    wide: bool = False  # found only with intercepts far beyond Wald's
+
+
+def _fixed_test(horizon: int, cutoff: int) -> _Choice:
+    """The fixed-size test as a choice: lines that never stop early."""
+    return _Choice(math.inf, math.inf, cutoff, 2.0 * horizon, horizon, wide=True)
+
+
+def _wald(theta: float, delta: float, alpha: float, beta: float) -> tuple[float, float, float]:
+    """Slope of the SPRT lines and Wald's FAIL and PASS intercepts (in passes)."""
+    p_bad = theta - delta
+    log_s = math.log(p_bad / theta)
+    log_f = math.log((1 - p_bad) / (1 - theta))
+    step = log_f - log_s  # change of the log likelihood ratio per pass
+    return log_f / step, math.log((1 - beta) / alpha) / step, math.log((1 - alpha) / beta) / step
+
+
+def _lines(slope: float, h_fail: np.ndarray, h_pass: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(J, horizon + 1) boundaries of J intercept pairs, clipped to the reachable [-1, n + 1]."""
+    n = np.arange(horizon + 1)
+    fail_at = np.maximum(np.floor(slope * n - h_fail[:, None]), -1)
+    pass_at = np.minimum(np.ceil(slope * n + h_pass[:, None]), n + 1)
+    return fail_at.astype(np.int64), pass_at.astype(np.int64)
+
+
+def _cutoffs(band: _Band, alpha: float, beta: float, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: the largest cap cut-off whose exact false alarm <= alpha, and whether miss <= beta.
+
+    Column 0 of the band is theta, column 1 is theta - delta.
+    """
+    cum = np.concatenate([np.zeros((1, *band.at_cap.shape[1:])), np.cumsum(band.at_cap, axis=0)])
+    false_alarm = band.p_fail[:, 0] + cum[:, :, 0]  # row i: cut-off i + k0, FAIL iff k < it
+    row = (false_alarm <= alpha * _SAFE).sum(axis=0) - 1  # rates rise with the row: a prefix
+    pairs = np.arange(row.size)
+    safe_row = np.maximum(row, 0)
+    miss = band.p_pass[:, 1] + cum[-1, pairs, 1] - cum[safe_row, pairs, 1]
+    feasible = (row >= 0) & (miss <= beta * _SAFE)
+    return np.clip(safe_row + band.k0, 0, horizon + 1), feasible
+
+
+def _search(theta: float, delta: float, alpha: float, beta: float, horizon: int) -> _Choice | None:
+    """The feasible intercept pair (and cap cut-off) with the fewest expected calls, or None."""
+    slope, wald_fail, wald_pass = _wald(theta, delta, alpha, beta)
+    best: _Choice | None = None
+    best_uv = (1.0, 1.0)
+
+    def run(us: np.ndarray, vs: np.ndarray) -> None:
+        nonlocal best, best_uv
+        u, v = (a.ravel() for a in np.meshgrid(np.maximum(us, 0.05), np.maximum(vs, 0.05), indexing="ij"))
+        fail_at, pass_at = _lines(slope, wald_fail * u, wald_pass * v, horizon)
+        band = _band_dp(fail_at, pass_at, (theta, theta - delta), horizon)
+        cutoff, feasible = _cutoffs(band, alpha, beta, horizon)
+        objective = np.where(feasible, band.expected_n.sum(axis=1), np.inf)
+        j = int(np.argmin(objective))
+        if feasible[j] and (best is None or objective[j] < best.objective):
+            best = _Choice(wald_fail * u[j], wald_pass * v[j], int(cutoff[j]), float(objective[j]), horizon, wide)
+            best_uv = (float(u[j]), float(v[j]))
+
+    wide = False
+    run(np.array(_COARSE), np.array(_COARSE))
+    if best is None:
+        wide = True
+        run(np.array(_WIDE), np.array(_WIDE))
+        if best is None:
+            return None
+    for step in _REFINE_STEPS:
+        run(best_uv[0] + step * _REFINE, best_uv[1] + step * _REFINE)
+    return best
+
+
+def _curtailed(slope: float, choice: _Choice, max_n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Boundaries of a choice, curtailed: stop once the verdict at the horizon is certain.
+
+    FAIL when even all remaining samples passing cannot reach the cut-off, PASS once it is
+    reached.  The decisions of every path are those of the uncurtailed test, so the rates
+    are the same and the calls fewer.  From the horizon on (when it is below ``max_n``) the
+    cut-off decides at once.
+    """
+    c, horizon = choice.cutoff, choice.horizon
+    fail, pas = _lines(slope, np.array([choice.h_fail]), np.array([choice.h_pass]), horizon)
+    n = np.arange(horizon + 1)
+    fail_at = np.maximum(fail[0], c - 1 - (horizon - n))
+    pass_at = np.minimum(pas[0], c)
+    fail_at[horizon], pass_at[horizon] = c - 1, c  # the lines do not apply at the horizon
+    rest = max_n - horizon
+    fail_at = np.concatenate([fail_at, np.full(rest, c - 1)])
+    pass_at = np.concatenate([pass_at, np.full(rest, c)])
+    return tuple(fail_at.tolist()), tuple(pass_at.tolist())
+
+
+def _choose(theta: float, delta: float, alpha: float, beta: float, max_n: int, n_fixed: int) -> _Choice:
+    """The best choice with the cut-off at the cap, or, for caps close to the fixed N, at a
+    smaller size where the fixed test is feasible, if that is better or the only way."""
+    choice = _search(theta, delta, alpha, beta, max_n)
+    if choice is not None and not choice.wide:
+        return choice
+    sizes = np.arange(n_fixed, max_n + 1)
+    ok, cuts = fixed_feasible(sizes, theta, delta, alpha, beta)
+    if choice is None and ok[-1]:
+        choice = _fixed_test(max_n, int(cuts[-1]))
+    below = np.flatnonzero(ok[:-1])
+    if below.size:  # the fixed N itself is feasible, so there is one unless max_n == n_fixed
+        i = int(below[-1])
+        horizon = int(sizes[i])
+        other = _search(theta, delta, alpha, beta, horizon) or _fixed_test(horizon, int(cuts[i]))
+        if choice is None or other.objective < choice.objective:
+            choice = other
+    assert choice is not None  # sizes[0] = n_fixed is feasible
+    return choice
+
+
+def _build(theta: float, delta: float, alpha: float, beta: float, max_n: int, n_fixed: int) -> SequentialDesign:
+    """Search, curtail and check the design (the slow part; see the module doc)."""
+    choice = _choose(theta, delta, alpha, beta, max_n, n_fixed)
+    fail_at, pass_at = _curtailed(_wald(theta, delta, alpha, beta)[0], choice, max_n)
+    cutoff = choice.cutoff
+    false_alarm = _operating(fail_at, pass_at, cutoff, max_n, theta)[0]
+    miss = _operating(fail_at, pass_at, cutoff, max_n, theta - delta)[1]
+    if false_alarm > alpha or miss > beta:  # pragma: no cover - would be a bug in the search
+        raise RuntimeError(f"sequential design for {theta}/{delta}/{alpha}/{beta} misses its rates")
+    return SequentialDesign(theta, delta, alpha, beta, max_n, fail_at, pass_at, cutoff, n_fixed, false_alarm, miss)
+
+
+def _rate_one(
+    theta: float, delta: float, alpha: float, beta: float, max_n: int | None, n_fixed: int
+) -> SequentialDesign:
+    """Degenerate SPRT for rate 1: one failure rules it out (no false alarm is possible);
+    PASS after enough clean samples that (1 - delta)^n <= beta."""
+    from llmops.errors import ConfigError
+
+    n_pass = zero_failure_n(delta, beta)
+    cap = n_pass if max_n is None else max_n
+    if cap < n_pass:
+        raise ConfigError(
+            f"max_samples={cap} is too few for rate 1 with tolerance {delta} and miss "
+            f"rate {beta}: {n_pass} clean samples are needed; raise max_samples"
+        )
+    fail = tuple(n - 1 for n in range(cap + 1))
+    pas = tuple(n if n >= n_pass else n + 1 for n in range(cap + 1))
+    _, miss, _ = _operating(fail, pas, cap, cap, theta - delta)
+    return SequentialDesign(theta, delta, alpha, beta, cap, fail, pas, cap, n_fixed, 0.0, miss)
 
 
 def validate(theta: float, delta: float, alpha: float, beta: float) -> None:
@@ -150,89 +433,104 @@ def validate(theta: float, delta: float, alpha: float, beta: float) -> None:
 def sequential_design(
     theta: float, delta: float, alpha: float, beta: float, max_n: int | None = None
 ) -> SequentialDesign:
-    """The truncated SPRT for "rate >= theta" with exact error rates (see module doc)."""
+    """The truncated SPRT for "rate >= theta" with exact error rates (see module doc).
+
+    Built once per machine: kept in memory and on disk (see :func:`cache_dir`).
+    """
     from llmops.errors import ConfigError
 
     validate(theta, delta, alpha, beta)
     n_fixed, _ = fixed_n(theta, delta, alpha, beta)
-    p_bad = theta - delta
-
     if theta >= 1.0:
-        # Degenerate SPRT: one failure rules out rate 1 (no false alarm is possible);
-        # PASS after enough clean samples that (1 - delta)^n <= beta.
-        n_pass = zero_failure_n(delta, beta)
-        cap = n_pass if max_n is None else max_n
-        if cap < n_pass:
-            raise ConfigError(
-                f"max_samples={cap} is too few for rate 1 with tolerance {delta} and miss "
-                f"rate {beta}: {n_pass} clean samples are needed; raise max_samples"
-            )
-        fail = tuple(n - 1 for n in range(cap + 1))
-        pas = tuple(n if n >= n_pass else n + 1 for n in range(cap + 1))
-        _, pp, _ = _operating(fail, pas, cap, cap, p_bad)
-        return SequentialDesign(theta, delta, alpha, beta, cap, fail, pas, cap, n_fixed, 0.0, pp)
-
-    cap = math.ceil(CAP_FACTOR * n_fixed) if max_n is None else max_n
+        return _rate_one(theta, delta, alpha, beta, max_n, n_fixed)
+    cap = math.ceil(CAP_FACTOR * n_fixed) if max_n is None else int(max_n)
     if cap < n_fixed:
         raise ConfigError(
             f"max_samples={cap} is too few for threshold {theta} with tolerance {delta}, "
             f"false-alarm rate {alpha} and miss rate {beta}: even a fixed-size test needs "
             f"{n_fixed}; raise max_samples or the tolerance"
         )
-    log_s = math.log(p_bad / theta)
-    log_f = math.log((1 - p_bad) / (1 - theta))
-    slope = log_f / (log_f - log_s)
+    path = _cache_path(theta, delta, alpha, beta, cap)
+    design = _load(path, theta, delta, alpha, beta, cap) if path is not None else None
+    if design is None:
+        design = _build(theta, delta, alpha, beta, cap, n_fixed)
+        if path is not None:
+            _store(path, design)
+    return design
 
-    def cap_cutoff(h_fail: float, h_pass: float) -> int:
-        # At the cap, decide by the side of the midline between the two boundaries.
-        return math.ceil(slope * cap + (h_pass - h_fail) / 2)
 
-    def rates(h_fail: float, h_pass: float) -> tuple[float, float]:
-        fa, pa = _lines(slope, h_fail, h_pass, cap)
-        cutoff = cap_cutoff(h_fail, h_pass)
-        false_alarm = _operating(fa, pa, cutoff, cap, theta)[0]
-        miss = _operating(fa, pa, cutoff, cap, p_bad)[1]
-        return false_alarm, miss
+# --- the disk cache ----------------------------------------------------------------------
 
-    # Start at Wald's boundaries; widen whichever side breaks its exact rate.
-    h_fail = math.log((1 - beta) / alpha) / (log_f - log_s)
-    h_pass = -math.log(beta / (1 - alpha)) / (log_f - log_s)
-    for _ in range(200):
-        fa_rate, miss_rate = rates(h_fail, h_pass)
-        if fa_rate <= alpha and miss_rate <= beta:
-            break
-        if fa_rate > alpha:
-            h_fail *= 1.05
-        if miss_rate > beta:
-            h_pass *= 1.05
-    else:  # pragma: no cover - with cap >= fixed N the fixed test is always reachable
-        raise ConfigError(f"no sequential design found for theta={theta}, delta={delta}")
 
-    # Pull each line in while its exact rate still holds.  Moving the FAIL line in raises
-    # the false-alarm rate and lowers the miss rate; moving the PASS line in does the
-    # opposite, so each step keeps the other constraint satisfied.
-    def false_alarm_holds(h_fail: float, h_pass: float) -> bool:
-        return rates(h_fail, h_pass)[0] <= alpha
+def cache_dir() -> Path | None:
+    """Where built designs are kept: ``$LLMOPS_CACHE_DIR/designs``, else ``~/.cache/llmops/designs``."""
+    root = os.environ.get("LLMOPS_CACHE_DIR")
+    try:
+        return (Path(root) if root else Path.home() / ".cache" / "llmops") / "designs"
+    except RuntimeError:  # no home directory to be found: no cache
+        return None
 
-    def miss_holds(h_pass: float, h_fail: float) -> bool:
-        return rates(h_fail, h_pass)[1] <= beta
 
-    for _ in range(3):
-        h_fail = _smallest(partial(false_alarm_holds, h_pass=h_pass), h_fail)
-        h_pass = _smallest(partial(miss_holds, h_fail=h_fail), h_pass)
+def _key(theta: float, delta: float, alpha: float, beta: float, max_n: int) -> str:
+    return f"sprt-v{DESIGN_VERSION}-t{theta!r}-d{delta!r}-a{alpha!r}-b{beta!r}-n{max_n}"
 
-    fa, pa = _lines(slope, h_fail, h_pass, cap)
-    fa_rate, miss_rate = rates(h_fail, h_pass)
+
+def _cache_path(theta: float, delta: float, alpha: float, beta: float, max_n: int) -> Path | None:
+    folder = cache_dir()
+    return None if folder is None else folder / f"{_key(theta, delta, alpha, beta, max_n)}.npz"
+
+
+def _load(path: Path, theta: float, delta: float, alpha: float, beta: float, max_n: int) -> SequentialDesign | None:
+    """The design stored at ``path``, or None if it is missing, unreadable or not this design."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != _key(theta, delta, alpha, beta, max_n):
+                return None
+            stored_max_n, cap_cutoff, n_fixed = (int(x) for x in z["ints"])
+            false_alarm, miss = (float(x) for x in z["rates"])
+            # Boundaries are stored as a start and 0/1 steps: a few hundred bytes compressed.
+            fail_at = np.cumsum(z["fail_at"], dtype=np.int64)
+            pass_at = np.cumsum(z["pass_at"], dtype=np.int64)
+    except Exception:  # missing, truncated or corrupt (any numpy or zip error): rebuild
+        return None
+    if stored_max_n != max_n or fail_at.shape != (max_n + 1,) or pass_at.shape != (max_n + 1,):
+        return None
     return SequentialDesign(
         theta,
         delta,
         alpha,
         beta,
-        cap,
-        tuple(int(x) for x in fa),
-        tuple(int(x) for x in pa),
-        cap_cutoff(h_fail, h_pass),
+        max_n,
+        tuple(fail_at.tolist()),
+        tuple(pass_at.tolist()),
+        cap_cutoff,
         n_fixed,
-        fa_rate,
-        miss_rate,
+        false_alarm,
+        miss,
     )
+
+
+def _store(path: Path, design: SequentialDesign) -> None:
+    """Write atomically (temporary file, then rename), so concurrent workers never see half a
+    file; a cache that cannot be written is skipped, never a reason to fail a test run."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(
+                f,
+                key=np.array(_key(design.theta, design.delta, design.alpha, design.beta, design.max_n)),
+                ints=np.array([design.max_n, design.cap_cutoff, design.fixed_n], dtype=np.int64),
+                rates=np.array([design.false_alarm, design.miss], dtype=np.float64),
+                fail_at=np.diff(design.fail_at, prepend=0).astype(np.int32),
+                pass_at=np.diff(design.pass_at, prepend=0).astype(np.int32),
+            )
+        os.replace(tmp, path)
+        tmp = None
+    except Exception:
+        pass
+    finally:
+        if tmp is not None:
+            with suppress(OSError):
+                os.unlink(tmp)

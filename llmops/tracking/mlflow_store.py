@@ -153,15 +153,20 @@ class MlflowStore:
         taken: set[str] = set()
         for r in results:
             prefix = metric_prefix(r, taken)
+            comparison = r.get("comparison") or {}
             values = {
-                "rate": r["rate"],
+                "rate": r["rate"],  # on the requirement's scale: violations for at_most
                 "ci_low": r["interval"][0],
                 "ci_high": r["interval"][1],
                 "bound": r["bound"],
                 "k": r["k"],
                 "n": r["n"],
                 "calls": r["calls"],
-                "errors": r["errors"],
+                "reused": r.get("reused"),
+                "retries": r.get("retries"),
+                "baseline_calls": r.get("baseline_calls"),
+                "model_errors": r.get("model_errors"),
+                "check_errors": r.get("check_errors"),
                 "fixed_n": r["fixed_n"],
                 "passed": 1.0 if r["verdict"] == "PASS" else 0.0,
                 "input_tokens": r["input_tokens"],
@@ -169,6 +174,9 @@ class MlflowStore:
                 "cost_usd": r.get("cost_usd"),
                 "latency_p50": r["latency_p50"],
                 "latency_p95": r["latency_p95"],
+                "baseline_difference": comparison.get("difference"),
+                "baseline_pairs": comparison.get("pairs"),
+                "regressed": (1.0 if comparison.get("verdict") == "regressed" else 0.0) if comparison else None,
             }
             metrics += [
                 Metric(f"{prefix}/{k}", float(v), ts, 0)
@@ -176,6 +184,7 @@ class MlflowStore:
                 if v is not None and v == v  # NaN: too little data, not logged
             ]
             params[f"{prefix}/requirement"] = f"{r['description']} {r['direction']} {r['threshold']:g}"[:500]
+            params[f"{prefix}/tested"] = f"{r['threshold']:g} against tolerance {r['tolerance']:g}"
         param_items = [Param(k[:250], v[:6000]) for k, v in params.items()]
         for i in range(0, len(param_items), 100):
             self.client.log_batch(run_id, params=param_items[i : i + 100])
