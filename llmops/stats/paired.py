@@ -77,6 +77,12 @@ PHI = 0.75
 NS = 5.0
 #: Largest share of the wealth one pair can take; keeps every factor >= 1 - CLIP > 0.
 CLIP = 0.9
+#: Each gambler splits its unit: WEIGHT on bets aimed at the design point (the mean shrunk
+#: with 1/delta^2 pseudo-pairs, patient), the rest on bets that follow the observed mean
+#: after NS pseudo-pairs (quick on effects much larger than delta, where the patient bets
+#: barely grow when delta is small).  An average of e-processes is an e-process, so the
+#: guarantees hold; the price is log(1/WEIGHT) more evidence at the design points.
+WEIGHT = 0.75
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,9 @@ class PairedState:
 
     __slots__ = (
         "_log_ok",
+        "_log_ok_quick",
         "_log_reg",
+        "_log_reg_quick",
         "_nm",
         "_stop_ok",
         "_stop_reg",
@@ -150,8 +158,8 @@ class PairedState:
         self.losses = 0  # D = -1
         self.ties = 0  # D = 0
         self.verdict: str | None = None
-        self._log_reg = 0.0  # log K_reg
-        self._log_ok = 0.0  # log K_ok
+        self._log_reg = self._log_reg_quick = 0.0  # log K_reg, patient and quick parts
+        self._log_ok = self._log_ok_quick = 0.0  # log K_ok
         self._stop_reg = -math.log(design.alpha)
         self._stop_ok = -math.log(design.beta)
         # Pseudo-pairs at zero for the mean: the plug-in takes over once its noise,
@@ -166,37 +174,42 @@ class PairedState:
         """
         if self.verdict is not None:
             raise RuntimeError(f"this comparison already ended ({self.verdict}) after {self.pairs} pairs")
-        lam, mu = self._bets()
         delta = self.design.delta
-        if d == 1:
-            self.wins += 1
-            self._log_reg += math.log1p(-lam)
-            self._log_ok += math.log1p(mu * (1.0 + delta))
-        elif d == -1:
-            self.losses += 1
-            self._log_reg += math.log1p(lam)
-            self._log_ok += math.log1p(-mu * (1.0 - delta))
-        elif d == 0:
-            self.ties += 1
-            self._log_ok += math.log1p(mu * delta)
-        else:
+        if d not in (1, 0, -1):
             raise ValueError(f"a paired difference is -1, 0 or +1, got {d!r}")
+        lam, mu = self._bets(self._nm)
+        lam_q, mu_q = self._bets(NS)
+        self._log_reg += _log_factor_reg(lam, d)
+        self._log_reg_quick += _log_factor_reg(lam_q, d)
+        self._log_ok += _log_factor_ok(mu, d, delta)
+        self._log_ok_quick += _log_factor_ok(mu_q, d, delta)
+        self.wins += d == 1
+        self.losses += d == -1
+        self.ties += d == 0
         self.pairs += 1
         # K_reg only rises on a loss and K_ok never does, so at most one crosses per pair.
-        if self._log_reg >= self._stop_reg:
+        log_reg, log_ok = self._mixed()
+        if log_reg >= self._stop_reg:
             self.verdict = REGRESSED
-        elif self._log_ok >= self._stop_ok:
+        elif log_ok >= self._stop_ok:
             self.verdict = NOT_WORSE
         elif self.pairs >= self.design.max_pairs:
             self.verdict = UNDECIDED
         return self.verdict
 
-    def _bets(self) -> tuple[float, float]:
+    def _mixed(self) -> tuple[float, float]:
+        """log of each gambler's whole wealth: WEIGHT patient + (1 - WEIGHT) quick."""
+        return (
+            _log_mix(self._log_reg, self._log_reg_quick),
+            _log_mix(self._log_ok, self._log_ok_quick),
+        )
+
+    def _bets(self, shrink: float) -> tuple[float, float]:
         """Kelly bets (lam for K_reg, mu for K_ok) from the pairs so far only."""
         delta = self.design.delta
         n = self.pairs
         s = (self.wins + self.losses + NS) / (n + NS)  # non-tie share, regularised up
-        dh = (self.wins - self.losses) / (n + self._nm)  # mean difference, shrunk to 0
+        dh = (self.wins - self.losses) / (n + shrink)  # mean difference, shrunk to 0
         # K_reg: the growth-optimal bet against a drop m with non-tie share s is m / s.
         m_reg = min(max(PHI * delta, -dh), s)
         lam = min(m_reg / s, CLIP)
@@ -222,7 +235,8 @@ class PairedState:
 
     def e_values(self) -> tuple[float, float]:
         """Current (K_reg, K_ok): evidence for "regressed" and for "not worse", for reports."""
-        return (math.exp(self._log_reg), math.exp(self._log_ok))
+        log_reg, log_ok = self._mixed()
+        return (math.exp(log_reg), math.exp(log_ok))
 
     def needed(self) -> int | None:
         """Rough number of further pairs to a verdict at the current rate of evidence growth.
@@ -236,16 +250,30 @@ class PairedState:
         if n == 0:
             return None
         delta = self.design.delta
-        lam, mu = self._bets()
+        lam, mu = self._bets(self._nm)
+        log_reg, log_ok = self._mixed()
         pw, pt, pl = self.wins / n, self.ties / n, self.losses / n
         g_reg = pw * math.log1p(-lam) + pl * math.log1p(lam)
         g_ok = pw * math.log1p(mu * (1 + delta)) + pt * math.log1p(mu * delta) + pl * math.log1p(-mu * (1 - delta))
         more = [
             (stop - log_k) / g
-            for stop, log_k, g in ((self._stop_reg, self._log_reg, g_reg), (self._stop_ok, self._log_ok, g_ok))
+            for stop, log_k, g in ((self._stop_reg, log_reg, g_reg), (self._stop_ok, log_ok, g_ok))
             if g > 0
         ]
         return math.ceil(min(more)) if more else None
+
+
+def _log_factor_reg(lam: float, d: int) -> float:
+    return math.log1p(-lam * d) if d else 0.0
+
+
+def _log_factor_ok(mu: float, d: int, delta: float) -> float:
+    return math.log1p(mu * (d + delta))
+
+
+def _log_mix(patient: float, quick: float) -> float:
+    hi = max(patient, quick)
+    return hi + math.log(WEIGHT * math.exp(patient - hi) + (1 - WEIGHT) * math.exp(quick - hi))
 
 
 def difference_interval(wins: int, losses: int, ties: int, confidence: float = 0.95) -> tuple[float, float]:
