@@ -105,6 +105,25 @@ def _price(text: Any) -> tuple[float, float] | None:
     return (inp, out)
 
 
+def _budget(text: Any) -> tuple[str, float] | None:
+    """'500' (model calls) or '$2.50' (USD)."""
+    if text in (None, ""):
+        return None
+    if isinstance(text, tuple):
+        return text
+    raw = str(text).strip()
+    try:
+        if raw.startswith("$"):
+            value, kind = float(raw[1:]), "usd"
+        else:
+            value, kind = float(int(raw)), "calls"
+    except ValueError:
+        raise ConfigError(f"budget: expected a number of calls (500) or dollars ($2.50), got {text!r}") from None
+    if value <= 0:
+        raise ConfigError(f"budget: expected a positive amount, got {text!r}")
+    return (kind, value)
+
+
 def _text(text: Any) -> str | None:
     return None if text in (None, "") else str(text)
 
@@ -172,6 +191,28 @@ OPTIONS: dict[str, Option] = {
         "after a verdict, draw the requirement's samples up to this many, so a later session can compare "
         "with them (--llmops-baseline-mode stored); set it on the session you promote (default 0)",
     ),
+    "cache": Option(
+        choice("cache", "off", "read", "write", "readwrite"),
+        "response cache: off, read (replay only), write (record only) or readwrite (default)",
+        session=True,
+    ),
+    "cache_path": Option(_text, "response cache file (default .llmops/cache.sqlite under the rootdir)", session=True),
+    "budget": Option(
+        _budget,
+        "stop drawing once the session has made this many model calls (e.g. 500) or spent this much ($2.50); "
+        "requirements left undecided end as ERROR",
+        session=True,
+    ),
+    "plan": Option(
+        on_off("plan"),
+        "print the expected, p95 and maximum calls (and cost) per requirement without calling a model",
+        session=True,
+    ),
+    "prices": Option(
+        _text, "a JSON file of USD per million input/output tokens by model, over the built-in table", session=True
+    ),
+    "report_md": Option(_text, "write the Markdown report (the PR comment) to this file", session=True),
+    "report_html": Option(_text, "write the self-contained HTML report to this file", session=True),
     "tracking": Option(
         on_off("tracking"), "log each session to MLflow: on or off (default on; env LLMOPS_TRACKING)", session=True
     ),
@@ -225,6 +266,13 @@ class Settings:
     baseline: str | None = None
     promote: str | None = None
     report_json: str | None = None
+    report_md: str | None = None
+    report_html: str | None = None
+    cache: str = "readwrite"
+    cache_path: str | None = None
+    budget: tuple[str, float] | None = None
+    plan: bool = False
+    prices: str | None = None
     allow_missing: bool = False
     family_false_alarm: float | None = None
 

@@ -23,7 +23,7 @@ from llmops.checks.base import Check, Outcome
 from llmops.config import Settings, default_tolerance
 from llmops.designs import PairedRule, SprtRule, Stream, stream_for
 from llmops.errors import CheckError, ConfigError, ErrorBudgetExceeded, NotDecided, RequirementFailed
-from llmops.models import Model
+from llmops.models import Model, model_identity
 from llmops.prompts import Message, Prompt
 from llmops.sampling import Request, Sample, Sampler, sample_seed
 from llmops.stats import FAIL, PASS, clopper_pearson_lower, clopper_pearson_upper, sequential_design, wilson
@@ -98,6 +98,7 @@ class Result:
     unused: int = 0  # calls made here that no decision looked at (drawn in a batch, not needed)
     retries: int = 0  # extra attempts behind the calls
     baseline_calls: int = 0  # of ``calls``, those of the baseline prompt (rerun mode)
+    replayed: int = 0  # samples this requirement drew from the response cache: no call, no cost
     latency_p50: float | None = None
     latency_p95: float | None = None
     input_tokens: int = 0  # tokens of exactly the calls counted in ``calls``
@@ -109,6 +110,7 @@ class Result:
     cost_usd: float | None = None  # None when no price is known for the model
     comparison: Comparison | None = None
     key: str = ""  # test, prompt, check with arguments, direction, threshold
+    model_settings: dict[str, Any] | None = None  # llmops.models.model_identity: no secrets
     template: tuple[tuple[str, str], ...] = ()  # the prompt's (role, template) parts, for the registry
     trace: str = ""  # pass-scale outcome per stream position: 1, 0, e (for a stored baseline)
     trace_cases: tuple[int, ...] = ()  # case position per stream position
@@ -282,10 +284,7 @@ class Run:
         for version, samples in new.items():
             for s in samples:
                 self._samples[(version, self._position[s.case_id], s.index)] = s
-        drawn = [s for samples in new.values() for s in samples]
-        if self._on_draw is not None:
-            self._on_draw(len(drawn))
-        return drawn
+        return [s for samples in new.values() for s in samples]
 
     def _outcome(self, check: Check, version: str, pos: int, index: int) -> tuple[Outcome, str]:
         """The check's outcome on a drawn sample, and its kind: ok, model error or check error."""
@@ -525,6 +524,8 @@ class Run:
             trace_cases.append(c)
             j += 1
         new_looked = looked.keys() - drawn_before
+        drawn = calls
+        calls = [x for x in drawn if not x.cached]  # a replayed sample is no call and costs nothing
         tokens_in = sum(x.input_tokens or 0 for x in calls)
         tokens_out = sum(x.output_tokens or 0 for x in calls)
         comparison = arm.comparison(req, self.prompt.version)
@@ -544,6 +545,7 @@ class Run:
             n=n,
             errors=counts.model_errors + counts.check_errors,
             calls=len(calls),
+            replayed=len(drawn) - len(calls),
             rate=rate,
             interval=wilson(k, n),
             bound=bound,
@@ -555,7 +557,7 @@ class Run:
             model_errors=counts.model_errors,
             check_errors=counts.check_errors,
             reused=len(looked.keys() & drawn_before),
-            unused=len(calls) - len(new_looked),
+            unused=len(drawn) - len(new_looked),
             retries=sum(x.attempts - 1 for x in calls),
             baseline_calls=sum(1 for x in calls if x.prompt_version != self.prompt.version),
             latency_p50=_percentile(latencies, 0.5),
@@ -568,6 +570,7 @@ class Run:
             cost_usd=_cost(self.model.id, s.price, tokens_in, tokens_out),
             comparison=comparison,
             key=req.key,
+            model_settings=model_identity(self.model),
             template=tuple(self.prompt.parts),
             trace="".join(trace),
             trace_cases=tuple(trace_cases),

@@ -14,7 +14,7 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -47,6 +47,7 @@ class Sample:
     output_tokens: int | None = None
     attempts: int = 1
     prompt_version: str = ""
+    cached: bool = False  # replayed from the response cache: a sample, but no call and no cost
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class Sampler:
         seed: int = 0,
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
+        on_sample: Callable[[Sample], None] | None = None,
     ) -> None:
         self.model = model
         self.concurrency = concurrency
@@ -113,6 +115,7 @@ class Sampler:
         self.seed = seed
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.on_sample = on_sample  # called as each call completes (in the sampler's thread)
 
     def draw(self, requests: Sequence[Request], seed_key: str = "") -> list[Sample]:
         """Draw all requests (at most ``concurrency`` in flight); results in request order."""
@@ -131,7 +134,10 @@ class Sampler:
 
         async def one(version: str, r: Request) -> Sample:
             async with gate:
-                return await self._call(r, sample_seed(self.seed, version, r.case_id, r.index), version)
+                sample = await self._call(r, sample_seed(self.seed, version, r.case_id, r.index), version)
+            if self.on_sample is not None:
+                self.on_sample(sample)
+            return sample
 
         out = {}
         for version, reqs in requests.items():

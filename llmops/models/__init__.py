@@ -99,6 +99,44 @@ class LangChainModel:
         return Completion(content, usage.get("input_tokens"), usage.get("output_tokens"))
 
 
+_SECRET_FIELD = ("key", "token", "secret", "password", "credential", "auth")
+_IDENTITY_FIELDS = ("base_url", "openai_api_base", "api_base", "endpoint", "azure_endpoint", "deployment_name")
+
+
+def model_identity(model: Model) -> dict[str, Any] | None:
+    """What makes a model's answers what they are: class, model name, base URL, sampling settings.
+
+    Used as the response cache key and as MLflow params, so it never holds a secret (no
+    field named like a key or token, no SecretStr).  None for models whose behaviour
+    cannot be named (plain functions, simulations): those are never cached.
+    """
+    if isinstance(model, LangChainModel):
+        r = model.runnable
+        params: dict[str, Any] = {"class": type(r).__name__}
+        try:
+            params.update(getattr(r, "_identifying_params", {}) or {})
+        except Exception:  # a Runnable without identifying params
+            pass
+        for attr in _IDENTITY_FIELDS:
+            v = getattr(r, attr, None)
+            if isinstance(v, str) and v:
+                params[attr] = v
+        clean = {
+            k: v
+            for k, v in params.items()
+            if not any(w in k.lower() for w in _SECRET_FIELD)
+            and type(v).__name__ != "SecretStr"
+            and isinstance(v, (str, int, float, bool, type(None)))
+        }
+        if set(clean) == {"class"} and not hasattr(r, "_identifying_params"):
+            return None  # an arbitrary Runnable: its behaviour has no name
+        return {"id": model.id, **clean}
+    identity = getattr(model, "identity", None)  # a Model may name its own settings
+    if isinstance(identity, dict):
+        return {"id": model.id, **identity}
+    return None
+
+
 def _as_str(out: Any, model_id: str) -> str:
     if not isinstance(out, str):
         raise MalformedResponse(f"model {model_id} returned {type(out).__name__}, not str")

@@ -13,8 +13,9 @@ cut-off at the cap comes from the exact distribution of k among the paths still 
 feasible when the exact miss rate P(PASS | theta - delta) <= beta holds too; the
 feasible pair with the fewest expected calls at theta plus theta - delta wins.  Both
 rates are monotone in p, so they hold for every p >= theta and p <= theta - delta.
-Finally the boundaries are curtailed: the test stops as soon as the verdict at the cap
-is certain, which saves calls and changes no rate.
+Finally the boundaries are curtailed: the test stops as soon as its verdict is certain
+(FAIL once even all passes from here on could not reach PASS, and vice versa), which
+saves calls and changes no rate.
 
 A design exists for every cap >= the fixed N: the fixed-size test is itself a truncated
 design (never stop early, then its own cut-off).  Where the binomial saw-tooth makes
@@ -35,7 +36,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
@@ -56,7 +57,7 @@ CAP_FACTOR = 1.2
 
 #: Bump whenever the design algorithm changes: designs cached on disk under another
 #: version are not used.
-DESIGN_VERSION = 2
+DESIGN_VERSION = 3
 
 # Candidate intercepts, as multiples of Wald's.  The best pairs sit near Wald's own
 # (1.0-1.4): the cap adds errors, overshoot removes some.  The wide grid is tried only
@@ -134,65 +135,56 @@ class _Band(NamedTuple):
     k0: int
 
 
-def _reach(fail_at: np.ndarray, pass_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(J, cap + 1) boundaries as the DP sees them, with the same decisions on every path.
+#: Boundaries for the DP: ``bounds(n0, n1)`` gives the (J, n1 - n0) FAIL and PASS boundaries
+#: for n in [n0, n1), so long horizons never hold all of them in memory at once.
+Bounds = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
 
-    Clipped to the reachable [-1, n + 1], no verdict at n = 0 or at the cap (the cut-off
-    decides there), and the FAIL boundary never lowered: k never falls, so once a path is
-    above a FAIL boundary it stays above any lower one.
-    """
-    n = np.arange(fail_at.shape[1])
-    lo = np.maximum(fail_at, -1)
-    hi = np.minimum(pass_at, n + 1)
-    lo[:, 0], hi[:, 0] = -1, 1
-    lo[:, -1], hi[:, -1] = lo[:, -2], hi[:, -2]
-    return np.maximum.accumulate(lo, axis=1), hi
+_CHUNK = 1024  # steps of the DP per batch of boundaries
+#: Probability still running below which the DP stops early: it cannot move any reported
+#: rate beyond the rounding of its sums, and a cap far beyond what the lines need costs nothing.
+_NEGLIGIBLE = 1e-20
 
 
 def _band_ok(fail_at: np.ndarray, pass_at: np.ndarray) -> bool:
-    """Whether :func:`_band_dp` applies: a path crosses a boundary only onto the boundary cell.
+    """Whether :func:`_band_dp` applies to one pair of (max_n + 1) boundaries.
 
-    True when the FAIL boundary rises by at most 1 per sample and the PASS boundary never
-    falls (lines with slope in (0, 1) and their curtailment), and the two never meet.
+    It does when a path inside the band can only leave it onto a boundary cell: the FAIL
+    boundary (never lowered, since k never falls) rises by at most 1 per sample, the PASS
+    boundary never falls, and the two never meet.  True of lines with slope in (0, 1) and
+    of their curtailment.
     """
-    if fail_at.shape[1] < 3:
-        return False
-    lo, hi = _reach(fail_at, pass_at)
-    return bool((np.diff(lo, axis=1) <= 1).all() and (np.diff(hi, axis=1) >= 0).all() and (hi > lo).all())
+    n = np.arange(len(fail_at) - 1)  # the boundaries at max_n are not used: the cut-off decides
+    lo = np.maximum(fail_at[:-1], -1)
+    hi = np.minimum(pass_at[:-1], n + 1)
+    lo[0], hi[0] = -1, 1  # no verdict before the first sample
+    lo = np.maximum.accumulate(lo)
+    return bool((np.diff(lo) <= 1).all() and (np.diff(hi) >= 0).all() and (hi > lo).all())
 
 
-def _band_dp(fail_at: np.ndarray, pass_at: np.ndarray, ps: Sequence[float], cap: int) -> _Band:
+def _band_dp(bounds: Bounds, n_pairs: int, ps: Sequence[float], cap: int) -> _Band:
     """Exact DP over the states between the boundaries, for J boundary pairs and P rates at once.
 
-    ``fail_at`` and ``pass_at`` are (J, cap + 1) arrays, indexed by n, that satisfy
-    :func:`_band_ok`.  A path inside the band then leaves it only onto a boundary cell, so
-    each step absorbs exactly one cell per boundary, and states live in a frame that moves
-    with the lowest FAIL boundary: the work per step is the band width, not n.
+    The boundaries must satisfy :func:`_band_ok`.  A path inside the band then leaves it
+    only onto a boundary cell, so each step absorbs exactly one cell per boundary and pair,
+    and states live in a frame that moves with the lowest FAIL boundary: the work per step
+    is the band width (tens of states), not n.
     """
-    lo, hi = _reach(np.asarray(fail_at, dtype=np.int64), np.asarray(pass_at, dtype=np.int64))
-    n_pairs, n_rates = lo.shape[0], len(ps)
+    n_rates = len(ps)
     cols = n_pairs * n_rates  # column j * P + r: pair j at rate ps[r]
-
-    base = lo.min(axis=0) + 1  # frame: row i holds k = i + base[n] - 1
-    fail_row = lo - base + 1  # >= 0
-    pass_row = hi - base + 1
-    width = int(pass_row.max()) + 2
-    # Flat positions of the two absorbing cells per column and step, for np.take / np.put.
-    col = np.arange(cols)
-    cells = np.concatenate(
-        [np.repeat(fail_row.T, n_rates, axis=1), np.repeat(pass_row.T, n_rates, axis=1)], axis=1
-    ) * cols + np.concatenate([col, col])
-    shift = np.diff(base).tolist()
-
+    both = np.concatenate([np.arange(cols), np.arange(cols)])
     p = np.tile(np.asarray(ps, dtype=float), n_pairs)
     q = 1.0 - p
-    cur = np.zeros((width, cols))
-    nxt = np.zeros((width, cols))
-    tmp = np.zeros((width, cols))
-    cur[1] = 1.0  # k = 0 at n = 0
-    absorbed = np.zeros((cap, 2 * cols))  # row n: mass absorbed at n, FAIL then PASS columns
-    for m in range(1, cap + 1):
-        if shift[m - 1] == 0:  # row i <- q * row i + p * row i - 1
+    width = 4
+    cur, nxt, tmp = (np.zeros((width, cols)) for _ in range(3))
+    cur[1] = 1.0  # k = 0 at n = 0; row i holds k = i + base - 1
+    stopped = np.zeros(2 * cols)  # P(FAIL before the cap), then P(PASS before the cap)
+    weighted = np.zeros(2 * cols)  # the same weighted by cap - n, for E[N]
+    floor = np.full((n_pairs, 1), -1)  # the FAIL boundary so far (never lowered)
+    base = 0
+
+    def advance(shift: int) -> None:
+        nonlocal cur, nxt
+        if shift == 0:  # row i <- q * row i + p * row i - 1
             np.multiply(cur, q, out=nxt)
             np.multiply(cur[:-1], p, out=tmp[:-1])
             nxt[1:] += tmp[:-1]
@@ -202,19 +194,47 @@ def _band_dp(fail_at: np.ndarray, pass_at: np.ndarray, ps: Sequence[float], cap:
             np.multiply(cur, p, out=tmp)
             nxt += tmp
         cur, nxt = nxt, cur
-        if m == cap:
-            break
-        flat = cur.reshape(-1)
-        np.take(flat, cells[m], out=absorbed[m])
-        flat.put(cells[m], 0.0)
 
-    p_fail = absorbed[:, :cols].sum(axis=0).reshape(n_pairs, n_rates)
-    p_pass = absorbed[:, cols:].sum(axis=0).reshape(n_pairs, n_rates)
-    # E[N] = sum over n < cap of P(N > n) = cap - sum_n (cap - n) P(N = n, n < cap).
-    weight = (cap - np.arange(cap))[:, None]
-    stopped = (absorbed[:, :cols] + absorbed[:, cols:]) * weight
-    expected_n = cap - stopped.sum(axis=0).reshape(n_pairs, n_rates)
-    return _Band(p_fail, p_pass, expected_n, cur.reshape(width, n_pairs, n_rates), int(base[cap]) - 1)
+    drained = False
+    for n0 in range(1, cap, _CHUNK):
+        n1 = min(n0 + _CHUNK, cap)  # the boundaries at the cap are not used: the cut-off decides
+        fail_at, pass_at = bounds(n0, n1)
+        n = np.arange(n0, n1)
+        lo = np.maximum.accumulate(np.concatenate([floor, np.maximum(fail_at, -1)], axis=1), axis=1)[:, 1:]
+        hi = np.minimum(pass_at, n + 1)
+        floor = lo[:, -1:]
+        bases = lo.min(axis=0) + 1
+        shifts = np.diff(bases, prepend=base).tolist()
+        base = int(bases[-1])
+        rows = np.concatenate([np.repeat(lo - bases + 1, n_rates, axis=0), np.repeat(hi - bases + 1, n_rates, axis=0)])
+        if (need := int(rows.max()) + 2) > width:  # widen the frame (new rows hold no paths yet)
+            grow = np.zeros((need - width, cols))
+            cur, nxt, tmp = (np.concatenate([a, grow]) for a in (cur, nxt, tmp))
+            width = need
+        cells = rows.T * cols + both  # flat positions of the absorbing cells, for take / put
+        absorbed = np.zeros((n1 - n0, 2 * cols))
+        for i, shift in enumerate(shifts):
+            advance(shift)
+            flat = cur.reshape(-1)
+            np.take(flat, cells[i], out=absorbed[i])
+            flat.put(cells[i], 0.0)
+        stopped += absorbed.sum(axis=0)
+        weighted += (absorbed * (cap - n)[:, None]).sum(axis=0)
+        if cur.sum(axis=0).max() < _NEGLIGIBLE:
+            drained = True
+            break
+    if drained:
+        cur[:] = 0.0
+    elif cap >= 1:
+        advance(0)  # the last sample; the cut-off decides
+
+    def per_pair(x: np.ndarray) -> np.ndarray:
+        return x.reshape(n_pairs, n_rates)
+
+    # E[N] = sum over n < cap of P(N > n) = cap - sum over n < cap of (cap - n) P(N = n).
+    expected_n = cap - per_pair(weighted[:cols] + weighted[cols:])
+    at_cap = cur.reshape(width, n_pairs, n_rates)
+    return _Band(per_pair(stopped[:cols]), per_pair(stopped[cols:]), expected_n, at_cap, base - 1)
 
 
 def _operating(
@@ -225,10 +245,10 @@ def _operating(
     p: float,
 ) -> tuple[float, float, float]:
     """Exact (P(FAIL), P(PASS), E[N]) at true rate p for any boundaries."""
-    fa, pa = np.asarray(fail_at, dtype=np.int64)[None], np.asarray(pass_at, dtype=np.int64)[None]
+    fa, pa = np.asarray(fail_at, dtype=np.int64), np.asarray(pass_at, dtype=np.int64)
     if not _band_ok(fa, pa):
-        return _operating_lattice(fa[0], pa[0], cap_cutoff, max_n, p)
-    band = _band_dp(fa, pa, (p,), max_n)
+        return _operating_lattice(fa, pa, cap_cutoff, max_n, p)
+    band = _band_dp(lambda n0, n1: (fa[None, n0:n1], pa[None, n0:n1]), 1, (p,), max_n)
     ks = np.arange(band.at_cap.shape[0]) + band.k0
     left = band.at_cap[:, 0, 0]
     p_fail = float(band.p_fail[0, 0] + left[ks < cap_cutoff].sum())
@@ -288,18 +308,22 @@ def _wald(theta: float, delta: float, alpha: float, beta: float) -> tuple[float,
     return log_f / step, math.log((1 - beta) / alpha) / step, math.log((1 - alpha) / beta) / step
 
 
-def _lines(slope: float, h_fail: np.ndarray, h_pass: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """(J, horizon + 1) boundaries of J intercept pairs, clipped to the reachable [-1, n + 1]."""
-    n = np.arange(horizon + 1)
+def _lines(slope: float, h_fail: np.ndarray, h_pass: np.ndarray, n0: int, n1: int) -> tuple[np.ndarray, np.ndarray]:
+    """(J, n1 - n0) boundaries of J intercept pairs for n in [n0, n1), clipped to [-1, n + 1]."""
+    n = np.arange(n0, n1)
     fail_at = np.maximum(np.floor(slope * n - h_fail[:, None]), -1)
     pass_at = np.minimum(np.ceil(slope * n + h_pass[:, None]), n + 1)
     return fail_at.astype(np.int64), pass_at.astype(np.int64)
 
 
-def _cutoffs(band: _Band, alpha: float, beta: float, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+def _cutoffs(
+    band: _Band, alpha: float, beta: float, lowest: np.ndarray, highest: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per pair: the largest cap cut-off whose exact false alarm <= alpha, and whether miss <= beta.
 
-    Column 0 of the band is theta, column 1 is theta - delta.
+    Column 0 of the band is theta, column 1 is theta - delta.  The cut-off is kept within
+    [lowest, highest], the k that can be running at the cap (outside it every cut-off has
+    the same rates), which keeps the curtailed boundaries smooth.
     """
     cum = np.concatenate([np.zeros((1, *band.at_cap.shape[1:])), np.cumsum(band.at_cap, axis=0)])
     false_alarm = band.p_fail[:, 0] + cum[:, :, 0]  # row i: cut-off i + k0, FAIL iff k < it
@@ -308,7 +332,7 @@ def _cutoffs(band: _Band, alpha: float, beta: float, horizon: int) -> tuple[np.n
     safe_row = np.maximum(row, 0)
     miss = band.p_pass[:, 1] + cum[-1, pairs, 1] - cum[safe_row, pairs, 1]
     feasible = (row >= 0) & (miss <= beta * _SAFE)
-    return np.clip(safe_row + band.k0, 0, horizon + 1), feasible
+    return np.clip(safe_row + band.k0, lowest, highest), feasible
 
 
 def _search(theta: float, delta: float, alpha: float, beta: float, horizon: int) -> _Choice | None:
@@ -320,13 +344,15 @@ def _search(theta: float, delta: float, alpha: float, beta: float, horizon: int)
     def run(us: np.ndarray, vs: np.ndarray) -> None:
         nonlocal best, best_uv
         u, v = (a.ravel() for a in np.meshgrid(np.maximum(us, 0.05), np.maximum(vs, 0.05), indexing="ij"))
-        fail_at, pass_at = _lines(slope, wald_fail * u, wald_pass * v, horizon)
-        band = _band_dp(fail_at, pass_at, (theta, theta - delta), horizon)
-        cutoff, feasible = _cutoffs(band, alpha, beta, horizon)
+        h_fail, h_pass = wald_fail * u, wald_pass * v
+        band = _band_dp(lambda n0, n1: _lines(slope, h_fail, h_pass, n0, n1), len(u), (theta, theta - delta), horizon)
+        # Running at the cap: k in [FAIL boundary + 1, PASS boundary] at horizon - 1.
+        fail_last, pass_last = _lines(slope, h_fail, h_pass, horizon - 1, horizon)
+        cutoff, feasible = _cutoffs(band, alpha, beta, fail_last[:, 0] + 1, pass_last[:, 0] + 1)
         objective = np.where(feasible, band.expected_n.sum(axis=1), np.inf)
         j = int(np.argmin(objective))
         if feasible[j] and (best is None or objective[j] < best.objective):
-            best = _Choice(wald_fail * u[j], wald_pass * v[j], int(cutoff[j]), float(objective[j]), horizon, wide)
+            best = _Choice(h_fail[j], h_pass[j], int(cutoff[j]), float(objective[j]), horizon, wide)
             best_uv = (float(u[j]), float(v[j]))
 
     wide = False
@@ -342,18 +368,27 @@ def _search(theta: float, delta: float, alpha: float, beta: float, horizon: int)
 
 
 def _curtailed(slope: float, choice: _Choice, max_n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Boundaries of a choice, curtailed: stop once the verdict at the horizon is certain.
+    """Boundaries of a choice, curtailed: stop as soon as the verdict is certain.
 
-    FAIL when even all remaining samples passing cannot reach the cut-off, PASS once it is
-    reached.  The decisions of every path are those of the uncurtailed test, so the rates
-    are the same and the calls fewer.  From the horizon on (when it is below ``max_n``) the
-    cut-off decides at once.
+    Every path gets the verdict of the uncurtailed test, so the rates are the same and the
+    calls fewer.  From the horizon on (when it is below ``max_n``) the cut-off decides at once.
     """
     c, horizon = choice.cutoff, choice.horizon
-    fail, pas = _lines(slope, np.array([choice.h_fail]), np.array([choice.h_pass]), horizon)
-    n = np.arange(horizon + 1)
-    fail_at = np.maximum(fail[0], c - 1 - (horizon - n))
-    pass_at = np.minimum(pas[0], c)
+    fail, pas = (a[0] for a in _lines(slope, np.array([choice.h_fail]), np.array([choice.h_pass]), 0, horizon + 1))
+    n = np.arange(horizon)
+    # Certain FAIL at (k, n): even if every remaining sample passes, no PASS - neither the
+    # PASS boundary at a later n' < horizon nor the cut-off: k - n < min over n' > n of
+    # (pass_at[n'] - n'), with c - horizon for n' = horizon.
+    reach = np.append(pas[:horizon] - n, c - horizon)
+    need = np.minimum.accumulate(reach[::-1])[::-1]  # need[n] = min over n' >= n
+    fail_at = fail.copy()
+    fail_at[:horizon] = np.maximum(fail[:horizon], n + need[1:] - 1)
+    # Certain PASS: even if every remaining sample fails, no FAIL - k above the FAIL boundary
+    # at every later n' < horizon and k >= c.
+    later = np.append(np.maximum.accumulate(fail[1:horizon][::-1])[::-1], -1)  # max over n' > n
+    pass_at = pas.copy()
+    pass_at[:horizon] = np.minimum(pas[:horizon], np.maximum(c, later + 1))
+    fail_at[0], pass_at[0] = min(fail_at[0], -1), max(pass_at[0], 1)  # no verdict before a sample
     fail_at[horizon], pass_at[horizon] = c - 1, c  # the lines do not apply at the horizon
     rest = max_n - horizon
     fail_at = np.concatenate([fail_at, np.full(rest, c - 1)])
