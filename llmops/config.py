@@ -167,7 +167,7 @@ OPTIONS: dict[str, Option] = {
     "miss": Option(probability("miss"), "chance of passing a prompt worse than requirement - tolerance (default 0.05)"),
     "max_samples": Option(
         positive(int, "max_samples", optional=True),
-        "cap on samples per requirement (default: 1.5x the fixed-size design)",
+        "cap on samples per requirement (default: 1.2x the fixed-size design; for population inputs, the number of cases)",
     ),
     "concurrency": Option(positive(int, "concurrency"), "model calls in flight at once (default 4)"),
     "timeout": Option(positive(float, "timeout"), "seconds per model call before it counts as failed (default 60)"),

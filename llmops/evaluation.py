@@ -21,6 +21,7 @@ from llmops.baseline import Baseline, Entry, requirement_key
 from llmops.cases import Case, as_cases
 from llmops.checks.base import Check, Outcome
 from llmops.config import Settings, default_tolerance
+from llmops.costs import Budget, BudgetSpent, cost_of, price_of
 from llmops.designs import PairedRule, SprtRule, Stream, stream_for
 from llmops.errors import CheckError, ConfigError, ErrorBudgetExceeded, NotDecided, RequirementFailed
 from llmops.models import Model, model_identity
@@ -63,6 +64,7 @@ class Comparison:
     false_alarm: float
     miss: float
     message: str = ""
+    stopped: str = ""  # why it stopped undecided before its cap (the session's budget), if it did
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class Result:
     comparison: Comparison | None = None
     key: str = ""  # test, prompt, check with arguments, direction, threshold
     model_settings: dict[str, Any] | None = None  # llmops.models.model_identity: no secrets
+    stopped: str = ""  # why sampling stopped before a verdict (the session's budget), if it did
+    plan: dict[str, Any] | None = None  # --llmops-plan: expected / p95 / max calls, no model called
     template: tuple[tuple[str, str], ...] = ()  # the prompt's (role, template) parts, for the registry
     trace: str = ""  # pass-scale outcome per stream position: 1, 0, e (for a stored baseline)
     trace_cases: tuple[int, ...] = ()  # case position per stream position
@@ -214,6 +218,7 @@ class Run:
         on_draw: Callable[[int], None] | None = None,
         baseline: Baseline | None = None,
         false_alarm_for: Callable[[float, bool], tuple[float, float]] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.prompt = prompt
         self.cases: list[Case] = as_cases(cases)
@@ -234,6 +239,8 @@ class Run:
         self._on_draw = on_draw
         self._baseline = baseline
         self._false_alarm_for = false_alarm_for
+        self._budget = budget
+        self._price = price_of(model.id, settings.price, settings.prices)
         self._sampler = Sampler(
             model,
             concurrency=settings.concurrency,
@@ -280,11 +287,23 @@ class Run:
             by_prompt.setdefault(prompt.version, []).append(
                 Request(self.cases[pos].key, index, self._render(prompt, pos))
             )
+        if self._budget is not None:
+            if self._budget.kind == "usd" and self._price is None:
+                raise BudgetSpent(
+                    f"a budget of {self._budget.describe()} needs a price for model {self.model.id}, and none is "
+                    "known; give --llmops-price IN,OUT or a --llmops-prices table"
+                )
+            self._budget.reserve(len(todo))  # raises BudgetSpent when they do not fit
         new = self._sampler.draw_many(by_prompt)
-        for version, samples in new.items():
-            for s in samples:
-                self._samples[(version, self._position[s.case_id], s.index)] = s
-        return [s for samples in new.values() for s in samples]
+        drawn = [x for samples in new.values() for x in samples]
+        if self._budget is not None:
+            live = [x for x in drawn if not x.cached]
+            self._budget.refund(len(drawn) - len(live))
+            tokens = (sum(x.input_tokens or 0 for x in live), sum(x.output_tokens or 0 for x in live))
+            self._budget.charge(len(live), cost_of(self._price, *tokens))
+        for x in drawn:
+            self._samples[(x.prompt_version, self._position[x.case_id], x.index)] = x
+        return drawn
 
     def _outcome(self, check: Check, version: str, pos: int, index: int) -> tuple[Outcome, str]:
         """The check's outcome on a drawn sample, and its kind: ok, model error or check error."""
@@ -403,12 +422,50 @@ class Run:
             raise NotDecided(_too_few_cases(req, n_cases, design.max_n, self.prompt.name))
         rule = SprtRule(design)
         arm = self._paired_arm(req, s)
+        if s.plan:
+            return self._planned(req, s, design, arm)
 
         drawn_before = set(self._samples)
         calls: list[Sample] = []
         looked: dict[tuple[str, int, int], None] = {}  # in the order looked at
         counts = _Counts()
         pos = 0  # next stream position for the requirement
+        stopped = ""
+        try:
+            pos = self._walk(req, s, stream, rule, arm, calls, looked, counts)
+        except BudgetSpent as e:
+            rule.verdict, stopped, pos = ERROR, str(e), counts.positions
+        verdict = rule.verdict
+        if verdict is None or (verdict != ERROR and counts.blown(s.error_budget, final=True)):
+            verdict = ERROR
+        try:
+            calls += arm.run(self, req, s, stream, looked)
+            # Samples kept for a later stored-baseline comparison: a fixed length, not looked
+            # at by the verdict, so they bias nothing (see llmops.stats.paired on stored traces).
+            end = s.store_samples if stream.limit is None else min(s.store_samples, stream.limit)
+            for start in range(pos, end, s.concurrency):
+                slots = [stream[j] for j in range(start, min(end, start + s.concurrency))]
+                calls += self._draw([(self.prompt, c, i) for c, i in slots])
+        except BudgetSpent as e:
+            if arm.rule is not None and arm.rule.verdict is None:
+                arm.rule.stop(ERROR)
+                arm.stopped = str(e)
+        result = self._result(req, s, verdict, design.fixed_n, stream, pos, counts, calls, drawn_before, looked, arm)
+        return dataclasses.replace(result, stopped=stopped)
+
+    def _walk(
+        self,
+        req: Requirement,
+        s: Settings,
+        stream: Stream,
+        rule: SprtRule,
+        arm: _Arm,
+        calls: list[Sample],
+        looked: dict[tuple[str, int, int], None],
+        counts: _Counts,
+    ) -> int:
+        """The requirement's loop: draw what could matter, observe in stream order."""
+        pos = 0
         while rule.verdict is None:
             limit = stream.limit
             if limit is not None and pos >= limit:
@@ -423,24 +480,69 @@ class Run:
                 looked[(self.prompt.version, c, i)] = None
                 counts.add(c, o, kind, req)
                 pos += 1
+                counts.positions = pos
                 if kind == "ok":
                     rule.observe(req.good(o))
                 if counts.blown(s.error_budget, final=False):
                     rule.verdict = ERROR
                 if rule.verdict is not None:
                     break
-        verdict = rule.verdict
-        if verdict is None or (verdict != ERROR and counts.blown(s.error_budget, final=True)):
-            verdict = ERROR
-        calls += arm.run(self, req, s, stream, looked)
-        # Samples kept for a later stored-baseline comparison: a fixed length, not looked at
-        # by the verdict, so they bias nothing (see llmops.stats.paired on stored traces).
-        end = s.store_samples if stream.limit is None else min(s.store_samples, stream.limit)
-        for start in range(pos, end, s.concurrency):
-            slots = [stream[j] for j in range(start, min(end, start + s.concurrency))]
-            calls += self._draw([(self.prompt, c, i) for c, i in slots])
+        return pos
 
-        return self._result(req, s, verdict, design.fixed_n, stream, pos, counts, calls, drawn_before, looked, arm)
+    def _planned(self, req: Requirement, s: Settings, design: Any, arm: _Arm) -> Result:
+        """--llmops-plan: what this requirement would cost, from its design; no model call.
+
+        Expected and p95 calls at the hardest true rate (halfway between the two tested
+        rates, where the test takes longest), the cap, and the cost where a price and a
+        token estimate (prompt length / 4, the model's max_tokens) are known.
+        """
+        mid = req.theta - req.tolerance / 2
+        plan: dict[str, Any] = {
+            "expected": round(max(design.operating(p).expected_n for p in (req.theta, mid, req.theta - req.tolerance))),
+            "p95": design.calls_quantile(mid, 0.95),
+            "max": design.max_n,
+            "fixed_n": design.fixed_n,
+        }
+        if arm.rule is not None:
+            per_pair = 2 if arm.mode == "rerun" else 1
+            plan["baseline_max_calls"] = per_pair * arm.rule.design.max_pairs
+        settings = model_identity(self.model) or {}
+        out_tokens = next((settings[k] for k in ("max_tokens", "max_completion_tokens") if settings.get(k)), None)
+        if self._price is not None and (out_tokens or self._price == (0.0, 0.0)):
+            chars = sum(len(text) for pos in range(len(self.cases)) for _, text in self._render(self.prompt, pos))
+            in_tokens = chars / 4 / len(self.cases)
+            per_call = cost_of(self._price, round(in_tokens), int(out_tokens or 0)) or 0.0
+            plan["cost_expected"] = per_call * plan["expected"]
+            plan["cost_max"] = per_call * plan["max"]
+        nan = float("nan")
+        return Result(
+            prompt=self.prompt.name,
+            prompt_version=self.prompt.version,
+            model=self.model.id,
+            check=req.check.name,
+            check_params=dict(req.check.params),
+            description=req.check.description,
+            direction=req.direction,
+            threshold=req.threshold,
+            tolerance=req.tolerance,
+            false_alarm=req.false_alarm,
+            miss=req.miss,
+            k=0,
+            n=0,
+            errors=0,
+            calls=0,
+            rate=nan,
+            interval=(nan, nan),
+            bound=nan,
+            verdict="PLAN",
+            fixed_n=design.fixed_n,
+            n_cases=len(self.cases),
+            population=req.population,
+            test_id=self.test_id,
+            key=req.key,
+            template=tuple(self.prompt.parts),
+            plan=plan,
+        )
 
     def _paired_arm(self, req: Requirement, s: Settings) -> _Arm:
         entry = self._baseline.entry(req.key) if self._baseline is not None else None
@@ -567,7 +669,7 @@ class Run:
             error_budget=s.error_budget,
             first_error=counts.first_error,
             test_id=self.test_id,
-            cost_usd=_cost(self.model.id, s.price, tokens_in, tokens_out),
+            cost_usd=cost_of(self._price, tokens_in, tokens_out),
             comparison=comparison,
             key=req.key,
             model_settings=model_identity(self.model),
@@ -611,6 +713,7 @@ class _Counts:
         self.case_err: defaultdict[int, int] = defaultdict(int)
         self.example: dict[int, str] = {}
         self.first_error = ""
+        self.positions = 0  # stream positions looked at
 
     def add(self, c: int, o: Outcome, kind: str, req: Requirement) -> None:
         if kind != "ok":
@@ -658,7 +761,7 @@ class _Arm:
         self.rule = PairedRule(design) if design is not None else None
         self.label = label
         self.stored = stored or []
-        self.pairs_done = 0
+        self.stopped = ""  # why the comparison stopped undecided (the session's budget)
 
     def extra_slots(self, slots: list[tuple[int, int]]) -> list[tuple[Prompt, int, int]]:
         """Baseline samples drawn with the requirement's, interleaved (rerun mode)."""
@@ -756,6 +859,7 @@ class _Arm:
             tolerance=req.tolerance,
             false_alarm=self.rule.design.alpha,
             miss=self.rule.design.beta,
+            stopped=self.stopped,
         )
 
 
@@ -773,15 +877,6 @@ def _tested(direction: str, threshold: float, tolerance: float) -> tuple[str, st
     if direction == "at_least":
         return _pct(threshold), _pct(threshold - tolerance)
     return _pct(threshold), _pct(threshold + tolerance) + " violations"
-
-
-def _cost(model_id: str, price: tuple[float, float] | None, tokens_in: int, tokens_out: int) -> float | None:
-    """USD for exactly these tokens, when the price is known (the embedded model is free)."""
-    if model_id.startswith("local:"):
-        return 0.0
-    if price is None:
-        return None
-    return (tokens_in * price[0] + tokens_out * price[1]) / 1e6
 
 
 def _with_message(r: Result) -> Result:
@@ -818,6 +913,14 @@ def describe(r: Result) -> str:
         head += ", " + " and ".join(kinds) + " left out"
     good, bad = _tested(r.direction, r.threshold, r.tolerance)
     need = f"requirement {word} {_pct(r.threshold)}, tested {good} against {bad}"
+    if r.plan is not None:
+        p = r.plan
+        return (
+            f"{head.split(' in 0 of 0 samples')[0]}; {need}; PLAN: about {p['expected']} calls expected, "
+            f"{p['p95']} at the 95th percentile, at most {p['max']} (a fixed-size test needs {p['fixed_n']})"
+        )
+    if r.verdict == ERROR and r.stopped:
+        return f"{head}; {need}; ERROR: {r.stopped}; no verdict"
     if r.verdict == ERROR:
         looked = r.n + r.errors
         share = r.errors / looked if looked else 0.0
@@ -867,6 +970,8 @@ def describe_comparison(r: Result, c: Comparison) -> str:
             f"or more is ruled out with miss rate <= {_pct(c.miss)}"
         )
     more = " (the stored baseline has no more samples; use --llmops-baseline-mode rerun)" if c.mode == "stored" else ""
+    if c.stopped:
+        more = f" ({c.stopped})"
     return (
         f"ERROR {what}: could not decide whether it is worse than the baseline within {c.pairs} pairs{more}: "
         f"{numbers}; raise max_samples or the tolerance"

@@ -7,6 +7,7 @@ from typing import Any
 
 from llmops.baseline import Baseline, load_baseline
 from llmops.config import Settings
+from llmops.costs import Budget, budget_from
 from llmops.evaluation import Result, Run
 from llmops.models import Model, resolve_model
 from llmops.prompts import Prompt
@@ -36,6 +37,7 @@ class Session:
         on_draw: Callable[[int], None] | None = None,
         baseline: Baseline | str | None = None,
         family_share: float | None = None,
+        budget: Budget | None = None,
         **overrides: Any,
     ) -> None:
         self.settings = (settings or Settings()).replace("Session()", session=True, **overrides)
@@ -52,6 +54,7 @@ class Session:
         family = self.settings.family_false_alarm
         self._family = family_share if family_share is not None else family
         self._requirements = 0
+        self.budget = budget if budget is not None else budget_from(self.settings.budget)
         self.results: list[Result] = []
 
     @property
@@ -76,6 +79,7 @@ class Session:
             on_draw=self._on_draw,
             baseline=self.baseline,
             false_alarm_for=self._false_alarm_for if self._family is not None else None,
+            budget=self.budget,
         )
 
     def _false_alarm_for(self, per_requirement: float, has_baseline: bool) -> tuple[float, float]:

@@ -25,6 +25,7 @@ ERROR_PROPERTY = "llmops_error"
 
 settings_key = pytest.StashKey[Settings]()
 baseline_key = pytest.StashKey[Any]()
+budget_key = pytest.StashKey[Any]()
 family_key = pytest.StashKey[float | None]()
 item_results_key = pytest.StashKey[list[Any]]()
 
@@ -71,11 +72,25 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = Settings().replace("llmops options", session=True, **values)
     except ConfigError as e:
         raise pytest.UsageError(f"llmops: ini {e}") from None
+    if settings.cache_path is None:  # the response cache: one file per project, shared by xdist workers
+        settings = settings.replace(session=True, cache_path=str(config.rootpath / ".llmops" / "cache.sqlite"))
     config.stash[settings_key] = settings
     config.stash[family_key] = None
     # The baseline is loaded once per process (each xdist worker too), before any test runs:
     # a wrong alias or an unreachable server is a usage error, not a session of wasted calls.
     config.stash[baseline_key] = None
+    config.stash[budget_key] = None
+    if settings.budget is not None:
+        # One budget for the whole session: the controller names a file that xdist workers
+        # (started after this, with this environment) share under a lock.
+        from llmops.costs import budget_from
+
+        if not hasattr(config, "workerinput"):
+            import uuid
+
+            path = config.rootpath / ".llmops" / "budget" / f"{uuid.uuid4().hex}.json"
+            os.environ["LLMOPS_BUDGET_FILE"] = str(path)
+        config.stash[budget_key] = budget_from(settings.budget)
     if settings.baseline and not config.option.help and not getattr(config.option, "collectonly", False):
         from llmops.baseline import load_baseline
         from llmops.errors import LlmopsError
@@ -134,6 +149,7 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Any:
         on_result=on_result,
         on_draw=progress.drawn,
         baseline=request.config.stash[baseline_key],
+        budget=request.config.stash[budget_key],
         family_share=request.config.stash[family_key],
     )
 
@@ -192,7 +208,7 @@ class Collector:
             path.write_text(json.dumps(record, indent=1), encoding="utf-8")
             self.lines.append(f"results written to {path}")
         run_id = None
-        if settings.tracking:
+        if settings.tracking and not settings.plan:
             spool_dir = self.config.rootpath / ".llmops" / "spool"
             run_id, line = publish(record, settings.tracking_uri, settings.experiment, spool_dir)
             self.lines.append(line)
@@ -276,6 +292,12 @@ class Collector:
         from llmops.report.terminal import footer, table
 
         parsed = [Result.from_dict(d) for d in self.results]
+        if any(r.plan is not None for r in parsed):
+            from llmops.report.plan import plan_table
+
+            terminalreporter.write_sep("=", "llmops plan")
+            terminalreporter.write_line(plan_table([r for r in parsed if r.plan is not None]))
+            return
         terminalreporter.write_sep("=", "llmops summary")
         if self.config.get_verbosity() >= 0:
             terminalreporter.write_line(table(parsed))

@@ -21,6 +21,12 @@ def rng() -> random.Random:
     return random.Random(1234)
 
 
+# Sequential designs are cached on disk; the project's tests keep theirs out of ~/.cache.
+if "LLMOPS_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["LLMOPS_CACHE_DIR"] = tempfile.mkdtemp(prefix="llmops-test-cache-")
+
 # The project's own plugin tests run inner pytest sessions; they track only when a test
 # asks for it (tests/test_tracking.py), so they never write to the developer's MLflow store.
 os.environ.setdefault("LLMOPS_TRACKING", "off")

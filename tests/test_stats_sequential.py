@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
 
@@ -82,6 +82,8 @@ def test_expected_calls_at_the_design_points_are_at_most_60_percent_of_fixed_n(t
     alpha=st.sampled_from([0.001, 0.01, 0.05]),
     beta=st.sampled_from([0.05, 0.1, 0.2]),
 )
+@example(design=(0.95, 0.01), alpha=0.001, beta=0.05)  # the tightest: fixed N 11537
+@example(design=(0.99, 0.005), alpha=0.01, beta=0.05)
 def test_exact_error_rates_hold_for_every_design(design, alpha, beta):
     theta, delta = design
     d = sequential_design(theta, delta, alpha, beta)
@@ -109,10 +111,19 @@ def test_a_design_exists_for_every_cap_from_the_fixed_n(args, extra):
     assert d.operating(theta - delta / 2).expected_n <= d.max_n
 
 
-@pytest.mark.parametrize("args", [(0.9, 0.1, 0.01, 0.05), (0.5, 0.1, 0.01, 0.05), (0.7, 0.2, 0.05, 0.1)])
-def test_band_dp_agrees_with_the_whole_lattice(args):
-    d = sequential_design(*args, max_n=fixed_n(*args)[0] + 3)  # includes a saw-tooth fallback
-    for p in (0.0, 0.3, args[0] - args[1], args[0], 0.97, 1.0):
+@pytest.mark.parametrize(
+    "args,extra",
+    [
+        ((0.9, 0.1, 0.01, 0.05), 3),
+        ((0.5, 0.1, 0.01, 0.05), 3),  # the saw-tooth: decides by 391 < the cap
+        ((0.7, 0.2, 0.05, 0.1), 3),
+        ((0.99, 0.01, 0.01, 0.05), 400),  # several chunks of the DP
+        ((0.9, 0.1, 0.01, 0.05), 3000),  # a cap far beyond need: the DP stops early
+    ],
+)
+def test_band_dp_agrees_with_the_whole_lattice(args, extra):
+    d = sequential_design(*args, max_n=fixed_n(*args)[0] + extra)
+    for p in (0.0, 0.3, args[0] - args[1], args[0], 0.995, 1.0):
         band = d.operating(p)
         lattice = seq._operating_lattice(np.array(d.fail_at), np.array(d.pass_at), d.cap_cutoff, d.max_n, p)
         assert (band.p_fail, band.p_pass, band.expected_n) == pytest.approx(lattice, rel=1e-9, abs=1e-12)

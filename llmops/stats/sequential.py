@@ -116,6 +116,27 @@ class SequentialDesign:
                 return m
         return max(self.max_n - n, 0)
 
+    def calls_quantile(self, p: float, q: float) -> int:
+        """The q-quantile of the number of samples the test takes at true rate p (exact DP).
+
+        For plans (``--llmops-plan``): not on any hot path, so the whole lattice is fine.
+        """
+        prob = np.zeros(self.max_n + 2)
+        prob[0] = 1.0
+        for n in range(1, self.max_n + 1):
+            new = prob * (1 - p)
+            new[1:] += prob[:-1] * p
+            prob = new
+            if n < self.max_n:
+                lo, hi = self.fail_at[n], self.pass_at[n]
+                if lo >= 0:
+                    prob[: lo + 1] = 0.0
+                if hi <= n:
+                    prob[hi:] = 0.0
+            if prob.sum() <= 1 - q:  # P(still sampling after n) is small enough
+                return n
+        return self.max_n
+
     def operating(self, p: float) -> Operating:
         """Exact P(FAIL), P(PASS) and expected sample count at true rate p."""
         pf, pp, en = _operating(self.fail_at, self.pass_at, self.cap_cutoff, self.max_n, p)
