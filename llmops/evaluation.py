@@ -247,6 +247,7 @@ class Run:
             timeout=settings.timeout,
             retries=settings.retries,
             seed=settings.seed,
+            on_sample=(lambda _sample: on_draw(1)) if on_draw is not None else None,  # progress per sample
         )
         self._messages: dict[tuple[str, int], list[Message]] = {}
         self._samples: dict[tuple[str, int, int], Sample] = {}  # (prompt version, case position, index)
@@ -431,6 +432,8 @@ class Run:
         counts = _Counts()
         pos = 0  # next stream position for the requirement
         stopped = ""
+        if self._on_draw is not None:
+            self._on_draw(0)  # sampling starts: the live line shows before the first call returns
         try:
             pos = self._walk(req, s, stream, rule, arm, calls, looked, counts)
         except BudgetSpent as e:
@@ -483,6 +486,7 @@ class Run:
                 counts.positions = pos
                 if kind == "ok":
                     rule.observe(req.good(o))
+                arm.feed(self, req, c, i, looked)  # the comparison decides alongside (rerun)
                 if counts.blown(s.error_budget, final=False):
                     rule.verdict = ERROR
                 if rule.verdict is not None:
@@ -762,12 +766,26 @@ class _Arm:
         self.label = label
         self.stored = stored or []
         self.stopped = ""  # why the comparison stopped undecided (the session's budget)
+        self.j = 0  # next stream position the comparison looks at (rerun)
 
     def extra_slots(self, slots: list[tuple[int, int]]) -> list[tuple[Prompt, int, int]]:
         """Baseline samples drawn with the requirement's, interleaved (rerun mode)."""
         if self.base is None or self.rule is None or self.rule.verdict is not None:
             return []
         return [(self.base, c, i) for c, i in slots]
+
+    def feed(self, run: Run, req: Requirement, c: int, i: int, looked: dict[tuple[str, int, int], None]) -> None:
+        """Observe the pair at the next stream position (both samples are drawn), while undecided."""
+        rule = self.rule
+        self.j += 1
+        if rule is None or self.base is None or rule.verdict is not None:
+            return
+        new, kind_new = run._outcome(req.check, run.prompt.version, c, i)
+        old, kind_old = run._outcome(req.check, self.base.version, c, i)
+        looked[(run.prompt.version, c, i)] = None
+        looked[(self.base.version, c, i)] = None
+        if kind_new == "ok" and kind_old == "ok":
+            rule.observe(int(req.good(new)) - int(req.good(old)))
 
     def run(
         self, run: Run, req: Requirement, s: Settings, stream: Stream, looked: dict[tuple[str, int, int], None]
@@ -810,23 +828,16 @@ class _Arm:
             return calls
         base = self.base
         assert base is not None
-        j = 0
         while rule.verdict is None:
             limit = stream.limit
-            if limit is not None and j >= limit:
+            if limit is not None and self.j >= limit:
                 rule.stop(ERROR)
                 break
-            m = s.concurrency if limit is None else min(s.concurrency, limit - j)
-            slots = [stream[j + t] for t in range(m)]
+            m = s.concurrency if limit is None else min(s.concurrency, limit - self.j)
+            slots = [stream[self.j + t] for t in range(m)]
             calls += run._draw([(run.prompt, c, i) for c, i in slots] + [(base, c, i) for c, i in slots])
             for c, i in slots:
-                j += 1
-                new, kind_new = run._outcome(req.check, version, c, i)
-                old, kind_old = run._outcome(req.check, base.version, c, i)
-                looked[(version, c, i)] = None
-                looked[(base.version, c, i)] = None
-                if kind_new == "ok" and kind_old == "ok":
-                    rule.observe(int(req.good(new)) - int(req.good(old)))
+                self.feed(run, req, c, i, looked)
                 if rule.verdict is not None:
                     break
         return calls
@@ -883,7 +894,9 @@ def _with_message(r: Result) -> Result:
     c = r.comparison
     if c is not None and not c.message:
         c = dataclasses.replace(c, message=describe_comparison(r, c))
-    return dataclasses.replace(r, comparison=c, message=describe(r))
+    from llmops.redact import redact  # every output channel is built from the Result: no secrets in it
+
+    return redact(dataclasses.replace(r, comparison=c, message=describe(r)))
 
 
 def population_words(r: Result) -> str:
