@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/demo.py $(DEMO_ARGS)
 
 # The HTML report is checked in headless Chromium (Debian's package; a browser download of
 # a test tool's own would need network we do not have).  Installed once, as root.

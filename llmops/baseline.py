@@ -89,7 +89,7 @@ def from_record(record: Mapping[str, Any], label: str) -> Baseline:
             case_keys=tuple(c.get("key", c["case_id"]) for c in cases),
             trace=r.get("trace", ""),
             trace_cases=tuple(r.get("trace_cases", ())),
-            rate=float(r.get("rate", float("nan"))),
+            rate=float("nan") if r.get("rate") is None else float(r["rate"]),
             verdict=r.get("verdict", ""),
         )
     return Baseline(label, entries)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmops.errors import LlmopsError
+from llmops.redact import redact
+
+
+class CommandError(LlmopsError):
+    """A command that cannot go on; the message names the thing and the fix."""
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -19,6 +25,11 @@ def _store(args: argparse.Namespace) -> Any:
     return store
 
 
+def _why(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from llmops.tracking import spool
 
@@ -26,15 +37,25 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if not waiting:
         print(f"nothing to sync in {args.spool_dir}")
         return 0
-    done = spool.sync(_store(args), args.spool_dir)
-    for session_id, run_id in done:
+    store = _store(args)
+    for done, path in enumerate(waiting):
+        try:
+            session_id, run_id = spool.upload(store, path)
+        except LlmopsError:
+            raise
+        except Exception as e:  # the server failed during the upload: say how far it got
+            raise CommandError(
+                f"MLflow at {store.uri} failed while uploading {path.name} ({_why(e)}); {done} of {len(waiting)} "
+                f"session(s) uploaded, {len(waiting) - done} still in {args.spool_dir}: run `llmops sync` again "
+                "when the server is back"
+            ) from e
         print(f"session {session_id} -> MLflow run {run_id}")
     return 0
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
     store = _store(args)
-    for line in store.promote(args.run_id, args.alias):
+    for line in store.promote(args.run_id, args.alias, force=args.force):
         print(line)
     print(f"run {args.run_id} is now baseline @{args.alias} in experiment '{args.experiment}'")
     return 0
@@ -137,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (MLFLOW_TRACKING_URI wins when set)")
     common.add_argument("--experiment", default="llmops", help="MLflow experiment (default llmops)")
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("sync", parents=[common], help="upload sessions kept in the local spool")
@@ -146,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("promote", parents=[common], help="mark a run as the baseline")
     p.add_argument("run_id")
     p.add_argument("--alias", default="baseline", help="baseline alias (default baseline)")
+    p.add_argument(
+        "--force", action="store_true", help="promote a session that failed, errored, regressed or was partial"
+    )
     p.set_defaults(fn=cmd_promote)
 
     p = sub.add_parser("history", parents=[common], help="a prompt's scores over time")
@@ -153,11 +178,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", type=Path, default=None, help="also write a PNG plot here")
     p.set_defaults(fn=cmd_history)
 
+    from llmops.report.commands import add_cli as add_report
+
+    add_report(sub)  # llmops report: render, merge shards, comment on the pull request
+
+    from llmops.cache import add_cli as add_cache
+
+    add_cache(sub)  # llmops cache stats | clear | prune --older-than
+
     args = parser.parse_args(argv)
+    from llmops.tracking import quiet_mlflow
+
     try:
-        return int(args.fn(args))
-    except LlmopsError as e:
-        print(f"llmops {args.command}: {e}", file=sys.stderr)
+        with quiet_mlflow():
+            return int(args.fn(args))
+    except KeyboardInterrupt:
+        print(f"llmops {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        # One line that names the thing and the fix; the traceback only when asked for.
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        if isinstance(e, LlmopsError):
+            message = str(e)
+        else:
+            message = f"unexpected {_why(e)}; rerun with --debug for the traceback"
+        print(redact(f"llmops {args.command}: {' '.join(message.split())}"), file=sys.stderr)
         return 2
 
 

@@ -38,7 +38,7 @@ def price_table(path: str | None = None) -> dict[str, Price]:
             table.update({str(k): (float(v[0]), float(v[1])) for k, v in user.items()})
         except (OSError, ValueError, TypeError, IndexError, AttributeError) as e:
             raise ConfigError(
-                f"prices file {path}: expected JSON {{\"prices\": {{\"model-name\": [input, output]}}}} "
+                f'prices file {path}: expected JSON {{"prices": {{"model-name": [input, output]}}}} '
                 f"in USD per million tokens ({e})"
             ) from None
     return table

@@ -148,14 +148,22 @@ class Result:
         d["template"] = tuple(tuple(p) for p in d.get("template", ()))
         d["trace_cases"] = tuple(d.get("trace_cases", ()))
         d["samples"] = tuple(d.get("samples", ()))
+        for name in ("rate", "bound"):  # JSON has no NaN: null means "not known"
+            d[name] = _nan(d.get(name))
+        d["interval"] = tuple(_nan(x) for x in d["interval"])
         if d.get("comparison"):
             c = dict(d["comparison"])
-            c["interval"] = tuple(c["interval"])
+            c["difference"] = _nan(c.get("difference"))
+            c["interval"] = tuple(_nan(x) for x in c["interval"])
             d["comparison"] = Comparison(**c)
         return cls(**d)
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Result)}
+
+
+def _nan(x: Any) -> float:
+    return float("nan") if x is None else float(x)
 
 
 def _jsonable(v: Any) -> Any:
@@ -219,8 +227,10 @@ class Run:
         baseline: Baseline | None = None,
         false_alarm_for: Callable[[float, bool], tuple[float, float]] | None = None,
         budget: Budget | None = None,
+        pinned: dict[str, Any] | None = None,
     ) -> None:
         self.prompt = prompt
+        self._pinned = {k: v for k, v in (pinned or {}).items() if k != "model"}
         self.cases: list[Case] = as_cases(cases)
         keys: dict[str, str] = {}
         for c in self.cases:
@@ -247,6 +257,8 @@ class Run:
             timeout=settings.timeout,
             retries=settings.retries,
             seed=settings.seed,
+            cache=settings.cache,  # the response cache: replayed samples count, cost nothing
+            cache_path=settings.cache_path,
             on_sample=(lambda _sample: on_draw(1)) if on_draw is not None else None,  # progress per sample
         )
         self._messages: dict[tuple[str, int], list[Message]] = {}
@@ -363,7 +375,7 @@ class Run:
         """
         __tracebackhide__ = True
         req = self._requirement(check, at_least, at_most, overrides)
-        settings = self.settings.replace("expect()", **overrides) if overrides else self.settings
+        settings = self._settings(overrides)
         result = _with_message(self._decide(req, settings))
         self.results.append(result)
         if self._on_result is not None:
@@ -374,6 +386,13 @@ class Run:
             raise NotDecided(result.comparison.message, result)
         return result
 
+    def _settings(self, overrides: dict[str, Any]) -> Settings:
+        """The run's settings with expect()'s keywords, under what the command line pinned."""
+        if not overrides:
+            return self.settings
+        s = self.settings.replace("expect()", **overrides)
+        return s.replace("command line", **self._pinned) if self._pinned else s
+
     def _requirement(
         self, check: Check, at_least: float | None, at_most: float | None, overrides: dict[str, Any]
     ) -> Requirement:
@@ -381,7 +400,7 @@ class Run:
             raise ConfigError("give exactly one of at_least= (a rate to reach) or at_most= (a rate not to exceed)")
         if not isinstance(check, Check):
             raise CheckError(f"expect() needs a check (e.g. checks.json_valid()), got {check!r}")
-        s = self.settings.replace("expect()", **overrides) if overrides else self.settings
+        s = self._settings(overrides)
         direction = "at_least" if at_least is not None else "at_most"
         threshold = float(at_least if at_least is not None else at_most)  # type: ignore[arg-type]
         if not 0 <= threshold <= 1:
@@ -987,5 +1006,5 @@ def describe_comparison(r: Result, c: Comparison) -> str:
         more = f" ({c.stopped})"
     return (
         f"ERROR {what}: could not decide whether it is worse than the baseline within {c.pairs} pairs{more}: "
-        f"{numbers}; raise max_samples or the tolerance"
+        f"{numbers}; {'add cases or raise the tolerance' if r.population == 'inputs' else 'raise max_samples or the tolerance'}"
     )

@@ -5,6 +5,10 @@ bodies) are retried with exponential backoff and full jitter, honouring Retry-Af
 the client exposes it.  Permanent ones (auth, bad request, not found) are not retried.
 A call that still fails becomes a Sample with ``error`` set: never a crash of the session,
 never counted as a pass.
+
+With a response cache (``llmops.cache``), a batch is looked up before it is drawn: hits
+are replayed as samples with ``cached=True`` (no call, no cost), misses are called, and
+the successful calls are written after the batch, all in the caller's thread.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ import hashlib
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from llmops.models import Model
+from llmops.cache import Response, ResponseCache, cache_key, open_cache
+from llmops.errors import LlmopsError
+from llmops.models import Model, model_identity
 from llmops.prompts import Message
 
 T = TypeVar("T")
@@ -107,6 +114,8 @@ class Sampler:
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
         on_sample: Callable[[Sample], None] | None = None,
+        cache: ResponseCache | str | None = None,
+        cache_path: str | None = None,
     ) -> None:
         self.model = model
         self.concurrency = concurrency
@@ -115,7 +124,13 @@ class Sampler:
         self.seed = seed
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self.on_sample = on_sample  # called as each call completes (in the sampler's thread)
+        self.on_sample = on_sample  # called as each sample completes, replayed ones too (in the sampler's thread)
+        # ``cache``: a ResponseCache, or a mode (off, read, write, readwrite) for the file at
+        # ``cache_path``.  A model that cannot be named is never cached.
+        self.identity = model_identity(model)
+        if isinstance(cache, str):
+            cache = open_cache(cache, cache_path)
+        self.cache = cache if self.identity is not None else None
 
     def draw(self, requests: Sequence[Request], seed_key: str = "") -> list[Sample]:
         """Draw all requests (at most ``concurrency`` in flight); results in request order."""
@@ -125,23 +140,80 @@ class Sampler:
         """Requests of several prompts (keyed by prompt version) in one batch, interleaved.
 
         Each sample's seed comes from the session seed, the prompt version, the case and the
-        index, so a sample is the same whichever batch draws it.
+        index, so a sample is the same whichever batch draws it.  With a cache, the whole
+        batch is looked up first and the new answers written after: the sqlite I/O happens
+        here, in the caller's thread, never on the sampler's event loop.
         """
-        return run_sync(self._draw(requests))
+        keys = self._cache_keys(requests)
+        hits: dict[tuple[str, int], Response] = {}
+        if keys and self.cache is not None:
+            try:
+                found = self.cache.get_many(keys.values())
+            except LlmopsError as e:
+                found = self._cache_failed(e)
+            hits = {slot: found[key] for slot, key in keys.items() if key in found}
+        out = run_sync(self._draw(requests, hits))
+        if keys and self.cache is not None and self.cache.writes:
+            fresh = [
+                (keys[(version, i)], Response(s.output, s.input_tokens, s.output_tokens, s.latency_s))
+                for version, samples in out.items()
+                for i, s in enumerate(samples)
+                if not s.cached and s.error is None and s.output is not None  # errors are never cached
+            ]
+            try:
+                self.cache.put_many(self.model.id, fresh)
+            except LlmopsError as e:
+                self._cache_failed(e)
+        return out
 
-    async def _draw(self, requests: dict[str, list[Request]]) -> dict[str, list[Sample]]:
+    def _cache_keys(self, requests: dict[str, list[Request]]) -> dict[tuple[str, int], str]:
+        """The cache key of each request, by (prompt version, position in its list); {} without a cache."""
+        if self.cache is None or self.identity is None:
+            return {}
+        return {
+            (version, i): cache_key(
+                self.identity, r.messages, prompt_version=version, case_key=r.case_id, index=r.index, seed=self.seed
+            )
+            for version, reqs in requests.items()
+            for i, r in enumerate(reqs)
+        }
+
+    def _cache_failed(self, error: LlmopsError) -> dict[str, Response]:
+        """A cache that fails (a broken or foreign file) does not fail the session: sample without it."""
+        warnings.warn(f"llmops: {error}; sampling without the response cache", RuntimeWarning, stacklevel=3)
+        self.cache = None
+        return {}
+
+    async def _draw(
+        self, requests: dict[str, list[Request]], replay: dict[tuple[str, int], Response] | None = None
+    ) -> dict[str, list[Sample]]:
         gate = asyncio.Semaphore(self.concurrency)
+        replay = replay or {}
 
-        async def one(version: str, r: Request) -> Sample:
-            async with gate:
-                sample = await self._call(r, sample_seed(self.seed, version, r.case_id, r.index), version)
+        async def one(version: str, i: int, r: Request) -> Sample:
+            hit = replay.get((version, i))
+            if hit is not None:  # a replayed answer: a sample, but no call and no cost
+                sample = Sample(
+                    r.case_id,
+                    r.index,
+                    hit.output,
+                    None,
+                    hit.latency_s,
+                    hit.input_tokens,
+                    hit.output_tokens,
+                    prompt_version=version,
+                    cached=True,
+                )
+            else:
+                async with gate:
+                    sample = await self._call(r, sample_seed(self.seed, version, r.case_id, r.index), version)
             if self.on_sample is not None:
                 self.on_sample(sample)
             return sample
 
         out = {}
         for version, reqs in requests.items():
-            out[version] = asyncio.gather(*(one(version, r) for r in reqs))
+            out[version] = asyncio.gather(*(one(version, i, r) for i, r in enumerate(reqs)))
         return {version: list(await task) for version, task in out.items()}
 
     async def _call(self, r: Request, seed: int, version: str = "") -> Sample:

@@ -38,6 +38,7 @@ class Session:
         baseline: Baseline | str | None = None,
         family_share: float | None = None,
         budget: Budget | None = None,
+        pinned: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> None:
         self.settings = (settings or Settings()).replace("Session()", session=True, **overrides)
@@ -55,6 +56,8 @@ class Session:
         self._family = family_share if family_share is not None else family
         self._requirements = 0
         self.budget = budget if budget is not None else budget_from(self.settings.budget)
+        # Settings given on the command line: they win over sample()/expect() keywords too.
+        self.pinned = dict(pinned or {})
         self.results: list[Result] = []
 
     @property
@@ -69,6 +72,10 @@ class Session:
         Nothing is drawn until a requirement asks for samples.
         """
         settings = self.settings.replace("sample()", **overrides) if overrides else self.settings
+        if overrides and self.pinned:
+            settings = settings.replace("command line", **self.pinned)
+        if "model" in self.pinned:
+            model = None  # --llmops-model retargets every sample() of the suite
         return Run(
             prompt,
             cases,
@@ -80,6 +87,7 @@ class Session:
             baseline=self.baseline,
             false_alarm_for=self._false_alarm_for if self._family is not None else None,
             budget=self.budget,
+            pinned=self.pinned,
         )
 
     def _false_alarm_for(self, per_requirement: float, has_baseline: bool) -> tuple[float, float]:

@@ -26,8 +26,11 @@ ERROR_PROPERTY = "llmops_error"
 settings_key = pytest.StashKey[Settings]()
 baseline_key = pytest.StashKey[Any]()
 budget_key = pytest.StashKey[Any]()
+pinned_key = pytest.StashKey[dict[str, Any]]()
 family_key = pytest.StashKey[float | None]()
 item_results_key = pytest.StashKey[list[Any]]()
+item_error_key = pytest.StashKey[str]()  # the llmops error a test raised, for its JUnit testcase
+TEST_ERROR_PROPERTY = "llmops_test_error"  # an llmops ERROR before any verdict, for the reports
 
 
 def _flag(name: str) -> str:
@@ -59,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "llmops(**settings): per-test llmops settings, e.g. tolerance=0.05, max_samples=300, model='openai:gpt-4o-mini'",
     )
     values: dict[str, Any] = {}
+    pinned: dict[str, Any] = {}  # given on the command line: the person running pytest has the last word
     if os.environ.get("LLMOPS_TRACKING"):
         values["tracking"] = os.environ["LLMOPS_TRACKING"]
     for name in OPTIONS:
@@ -67,13 +71,16 @@ def pytest_configure(config: pytest.Config) -> None:
             values[name] = ini
         cli = config.getoption(f"llmops_{name}")
         if cli is not None:
-            values[name] = cli
+            values[name] = pinned[name] = cli
+    config.stash[pinned_key] = {k: v for k, v in pinned.items() if not OPTIONS[k].session}
     try:
         settings = Settings().replace("llmops options", session=True, **values)
     except ConfigError as e:
         raise pytest.UsageError(f"llmops: ini {e}") from None
-    if settings.cache_path is None:  # the response cache: one file per project, shared by xdist workers
-        settings = settings.replace(session=True, cache_path=str(config.rootpath / ".llmops" / "cache.sqlite"))
+    # The response cache: one file per project, shared by xdist workers; a relative path is from
+    # where pytest runs, fixed now so that a test that changes directory does not move it.
+    cache_path = config.invocation_params.dir / (settings.cache_path or config.rootpath / ".llmops" / "cache.sqlite")
+    settings = settings.replace(session=True, cache_path=str(cache_path))
     config.stash[settings_key] = settings
     config.stash[family_key] = None
     # The baseline is loaded once per process (each xdist worker too), before any test runs:
@@ -110,23 +117,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.stash[family_key] = family / max(1, tests)
 
 
-def _settings_for(request: pytest.FixtureRequest) -> Settings:
+def _settings_for(request: pytest.FixtureRequest) -> tuple[Settings, Any]:
+    """Settings for a test, and the model its marker names (a string or a model object), if any.
+
+    Precedence, highest first: the command line (whoever runs pytest has the last word,
+    e.g. ``--llmops-model`` retargets a whole suite), keywords of ``sample()``/``expect()``,
+    the marker (the nearest one wins), then the ``llmops_model`` fixture (overridden in a
+    conftest.py or not) and ini, then the built-in defaults.  Nothing is silently ignored.
+    """
     settings = request.config.stash[settings_key]
+    model: Any = None
     for marker in reversed(list(request.node.iter_markers("llmops"))):
         where = f"@pytest.mark.llmops on {request.node.name}"
         if marker.args:
             raise ConfigError(f"{where}: takes keywords only, got positional {marker.args!r}")
-        settings = settings.replace(where, **marker.kwargs)
-    return settings
+        kwargs = dict(marker.kwargs)
+        if "model" in kwargs:
+            model = kwargs.pop("model")  # kept as given: a model object stays an object
+        settings = settings.replace(where, **kwargs)
+    pinned = request.config.stash[pinned_key]
+    if pinned:
+        settings = settings.replace("command line", **pinned)
+    if "model" in pinned:
+        model = pinned["model"]
+    return settings, model
 
 
 @pytest.fixture
 def llmops_model(request: pytest.FixtureRequest) -> Any:
     """The model under test; override in conftest.py to return any LangChain model or callable.
 
-    The default is the model named by ``--llmops-model``, ini ``llmops_model`` or the marker.
+    The default is the model named by ``--llmops-model`` or ini ``llmops_model``; a marker's
+    ``model=`` wins over this fixture, overridden or not.
     """
-    return _settings_for(request).model
+    return request.config.stash[settings_key].model
 
 
 @pytest.fixture
@@ -142,14 +166,16 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Any:
         results.append(result)
         progress.verdict(result)
 
+    settings, marker_model = _settings_for(request)
     return Session(
-        model=llmops_model,
-        settings=_settings_for(request),
+        model=marker_model if marker_model is not None else llmops_model,
+        settings=settings,
         test_id=request.node.nodeid,
         on_result=on_result,
         on_draw=progress.drawn,
         baseline=request.config.stash[baseline_key],
         budget=request.config.stash[budget_key],
+        pinned=request.config.stash[pinned_key],
         family_share=request.config.stash[family_key],
     )
 
@@ -162,13 +188,54 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.user_properties.append((RESULT_PROPERTY, json.dumps(result.to_dict())))
     if call.excinfo is not None and report.failed:
         from llmops.errors import LlmopsError
+        from llmops.redact import redact
 
         if isinstance(call.excinfo.value, LlmopsError):
             # A broken setup (bad schema, missing variable, no model) or too many model errors:
             # the prompt was not judged, so this is an ERROR, not a FAILED requirement.
             report.user_properties.append((ERROR_PROPERTY, type(call.excinfo.value).__name__))
-            report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
+            report.longrepr = redact(f"{type(call.excinfo.value).__name__}: {call.excinfo.value}")
+            item.stash[item_error_key] = type(call.excinfo.value).__name__
+            if getattr(call.excinfo.value, "result", None) is None:  # no Result carries it to the reports
+                error = {"test_id": item.nodeid, "error": type(call.excinfo.value).__name__}
+                error["message"] = redact(str(call.excinfo.value))
+                report.user_properties.append((TEST_ERROR_PROPERTY, json.dumps(error)))
+    if call.when == "teardown":
+        _junit_properties(item, report)
     return report
+
+
+def _junit_properties(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Each requirement's numbers as properties of the test's last report: what --junitxml writes.
+
+    The full results ride on the call report (RESULT_PROPERTY) for xdist; JUnit writes the
+    teardown report's properties only, so the XML gets these short values and no sample rows.
+    """
+    results = item.stash.get(item_results_key, [])
+    error = item.stash.get(item_error_key, None)
+    if not results and error is None:
+        return
+    from llmops.report.junit import ERROR_PROPERTY as JUNIT_ERROR
+    from llmops.report.junit import properties
+
+    report.user_properties.extend(properties(results))
+    if error is not None:
+        report.user_properties.append((JUNIT_ERROR, error))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After pytest wrote --junitxml: a test that raised an llmops error is an <error>, not a <failure>."""
+    config = session.config
+    xmlpath = getattr(config.option, "xmlpath", None)
+    collector = config.pluginmanager.get_plugin("llmops-collector")
+    if not xmlpath or hasattr(config, "workerinput") or collector is None or not collector.errored:
+        return
+    path = config.invocation_params.dir / os.path.expanduser(os.path.expandvars(xmlpath))
+    if path.exists():
+        from llmops.report.junit import mark_errors
+
+        mark_errors(path)
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
@@ -187,6 +254,11 @@ class Collector:
         self.verdicts: dict[str, int] = {}
         self.started = time.time()
         self.lines: list[str] = []  # tracking and baseline lines for the summary
+        self.missing: list[dict[str, Any]] = []  # baseline requirements this session did not evaluate
+        self.test_errors: list[dict[str, Any]] = []  # tests that ended in an llmops ERROR before a verdict
+        self.errored = False  # some test raised an llmops error: its JUnit <failure> becomes an <error>
+        self.current = ""  # the test running here, for the live line
+        self._shown = 0.0  # when the live line was last drawn
 
     # -- end of session: MLflow, baseline gate, promotion (controller only) -----------------
 
@@ -198,28 +270,30 @@ class Collector:
         if settings.baseline:
             self._missing(session, settings)
         if not self.results:
+            self._reports_without_results(settings)
             return
-        from llmops.tracking import finish, new_record, publish, quiet_mlflow
+        from llmops.tracking import finish, new_record, promote_session, publish
 
-        record = finish(new_record(settings.as_params(), self.started), self.results)
-        if settings.report_json:
-            path = self.config.invocation_params.dir / settings.report_json
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(record, indent=1), encoding="utf-8")
-            self.lines.append(f"results written to {path}")
+        stopped = session.shouldfail or session.shouldstop  # -x, --maxfail: not every test ran
+        if not stopped and session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            stopped = "interrupted"
+        record = finish(
+            new_record(settings.as_params(), self.started),
+            self.results,
+            exit_status=int(session.exitstatus),
+            partial=str(stopped) if stopped else None,
+        )
+        record = self._complete(record)
+        self._write_reports(record, settings)
         run_id = None
         if settings.tracking and not settings.plan:
             spool_dir = self.config.rootpath / ".llmops" / "spool"
             run_id, line = publish(record, settings.tracking_uri, settings.experiment, spool_dir)
             self.lines.append(line)
-        if settings.promote and run_id:
-            from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
-
-            with quiet_mlflow():
-                done = MlflowStore(tracking_uri(settings.tracking_uri), settings.experiment).promote(
-                    run_id, settings.promote
-                )
-            self.lines.append(f"promoted run {run_id} as baseline @{settings.promote}: " + "; ".join(done))
+        if settings.promote:  # not a failed, regressed or partial session; the line says why
+            self.lines.append(
+                promote_session(record, run_id, settings.tracking_uri, settings.experiment, settings.promote)
+            )
 
     def _missing(self, session: pytest.Session, settings: Settings) -> None:
         """Requirements the baseline has that this session did not evaluate fail the gate."""
@@ -227,6 +301,7 @@ class Collector:
         if baseline is None:
             return
         missing = baseline.missing(r["key"] for r in self.results)
+        self.missing = [{"key": e.key, "requirement": e.requirement, "baseline": baseline.label} for e in missing]
         for e in missing:
             self.lines.append(
                 ("not evaluated (allowed by --llmops-allow-missing): " if settings.allow_missing else "MISSING ")
@@ -239,6 +314,45 @@ class Collector:
             )
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    # -- reports: JSON, Markdown, HTML, from the one record ----------------------------------
+
+    def _complete(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record with its schema version, what the baseline misses, and the tests that errored."""
+        from llmops.report.json import stamp
+
+        record = stamp(record)
+        if self.missing:
+            record["missing"] = self.missing
+        if self.test_errors:
+            record["test_errors"] = self.test_errors
+        return record
+
+    def _reports_without_results(self, settings: Settings) -> None:
+        """Every llmops test errored before a verdict: the reports still say so (a PR comment must)."""
+        if not (self.test_errors or self.missing) or not (
+            settings.report_json or settings.report_md or settings.report_html
+        ):
+            return
+        from llmops.tracking import finish, new_record
+
+        self._write_reports(self._complete(finish(new_record(settings.as_params(), self.started), [])), settings)
+
+    def _write_reports(self, record: dict[str, Any], settings: Settings) -> None:
+        from llmops.report import html, markdown
+        from llmops.report import json as report_json
+
+        outputs = (
+            (settings.report_json, report_json.dumps, "results"),
+            (settings.report_md, markdown.render, "Markdown report"),
+            (settings.report_html, html.render, "HTML report"),
+        )
+        for name, render, what in outputs:
+            if name:
+                path = self.config.invocation_params.dir / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(render(record), encoding="utf-8")
+                self.lines.append(f"{what} written to {path}")
+
     # -- progress while sampling: a live line on a terminal, a line per verdict in CI logs --
 
     def _terminal(self) -> Any:
@@ -250,12 +364,17 @@ class Collector:
         tr = self._terminal()
         if tr is None or not (final or tr.isatty()):
             return
+        from llmops.redact import redact
+
+        text = redact(text)
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
             if tr.isatty():
-                tr.write("\r" + text.ljust(tr._tw.fullwidth - 1)[: tr._tw.fullwidth - 1])
-                if final:
-                    tr.write("\n")
+                width = tr._tw.fullwidth - 1
+                if final:  # the whole line, however long: a verdict is never cut
+                    tr.write("\r" + " " * width + "\r" + text + "\n")
+                else:  # the live line is rewritten in place, so it must fit on one line
+                    tr.write("\r" + text.ljust(width)[:width])
             else:
                 tr.ensure_newline()
                 tr.write_line(text)
@@ -265,8 +384,20 @@ class Collector:
         return f"{self.samples} samples drawn" + (f"; verdicts so far: {verdicts}" if verdicts else "")
 
     def drawn(self, count: int) -> None:
+        """A sample came back (count 1), or a requirement starts sampling (count 0): redraw the live line.
+
+        Called from the sampler's thread as each call completes; at most 10 redraws a second.
+        """
         self.samples += count
-        self._write(f"llmops: sampling... {self._so_far()}", final=False)
+        now = time.monotonic()
+        if count and now - self._shown < 0.1:
+            return
+        self._shown = now
+        where = f"{self.current}: " if self.current else ""
+        self._write(f"llmops: {where}sampling... {self._so_far()}", final=False)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self.current = nodeid.split("::", 1)[-1]
 
     def verdict(self, result: Any) -> None:
         self.verdicts[result.verdict] = self.verdicts.get(result.verdict, 0) + 1
@@ -284,6 +415,8 @@ class Collector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
             self.results.extend(json.loads(v) for k, v in report.user_properties if k == RESULT_PROPERTY)
+            self.test_errors.extend(json.loads(v) for k, v in report.user_properties if k == TEST_ERROR_PROPERTY)
+            self.errored = self.errored or any(k == ERROR_PROPERTY for k, _ in report.user_properties)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not (self.results or self.lines) or hasattr(self.config, "workerinput"):
@@ -299,8 +432,17 @@ class Collector:
             terminalreporter.write_line(plan_table([r for r in parsed if r.plan is not None]))
             return
         terminalreporter.write_sep("=", "llmops summary")
-        if self.config.get_verbosity() >= 0:
+        verbosity = self.config.get_verbosity()
+        if verbosity >= 0:
             terminalreporter.write_line(table(parsed))
-        terminalreporter.write_line(footer(parsed))
-        for line in self.lines:
+        if verbosity >= 1:  # each requirement that did not pass: its full message and failing outputs
+            from llmops.report.terminal import failures
+
+            text = failures(parsed, limit=None if verbosity >= 2 else 5)
+            if text:
+                terminalreporter.write_line(text)
+        terminalreporter.write_line(footer(parsed, wall_time=time.time() - self.started))
+        from llmops.redact import redact
+
+        for line in map(redact, self.lines):
             terminalreporter.write_line(line, red=line.startswith(("REGRESSED", "MISSING", "baseline gate")))

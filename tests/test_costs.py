@@ -22,7 +22,7 @@ def test_prices_come_from_the_session_then_the_users_table_then_the_built_in_one
     assert price_of("openai:gpt-4o-mini", given=(1.0, 1.0), table_path=str(table)) == (1.0, 1.0)
     table.write_text("{not json")
     price_table.cache_clear()
-    with pytest.raises(ConfigError, match="prices file .*prices.json: expected JSON"):
+    with pytest.raises(ConfigError, match=r"prices file .*prices.json: expected JSON"):
         price_of("acme:x", table_path=str(table))
 
 

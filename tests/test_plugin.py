@@ -197,3 +197,53 @@ def test_progress_prints_a_line_per_verdict_and_is_quiet_under_q(suite):
     assert "llmops: test_format_passes: valid JSON -> PASS (" in out and " new calls;" in out
     assert "verdicts so far: 1 FAIL, 1 PASS" in out
     assert "llmops: test_format_passes" not in suite.runpytest("-q").stdout.str()
+
+
+def test_settings_precedence_command_line_then_keywords_then_marker_then_fixture(pytester, monkeypatch):
+    # Nothing is silently ignored: a marker's model (a string or a model object) wins over an
+    # overridden llmops_model fixture, and the command line wins over everything.
+    import json
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-dummy-not-used-by-a-plan")
+    pytester.makeini("[pytest]\nllmops_tolerance = 0.2\n")
+    pytester.makeconftest(
+        """
+import pytest
+from llmops import FunctionModel
+
+@pytest.fixture
+def llmops_model():
+    return FunctionModel(lambda text, rng: "yes", id="from-fixture")
+"""
+    )
+    pytester.makepyfile(
+        """
+import pytest
+from llmops import Case, FunctionModel, Prompt, checks
+
+P, C = Prompt("p", "{x}"), Case({"x": 1}, expected="yes")
+
+def test_fixture(llmops):
+    llmops.sample(P, C).expect(checks.exact(), at_least=0.9)
+
+@pytest.mark.llmops(model=FunctionModel(lambda text, rng: "yes", id="from-marker-object"), tolerance=0.05)
+def test_marker_object(llmops):
+    llmops.sample(P, C).expect(checks.exact(), at_least=0.9)
+
+@pytest.mark.llmops(tolerance=0.05)
+def test_keyword(llmops):
+    llmops.sample(P, C).expect(checks.exact(), at_least=0.9, tolerance=0.08)
+"""
+    )
+    plain = pytester.runpytest("--llmops-plan=on", "--llmops-report-json=a.json")
+    plain.assert_outcomes(passed=3)
+    got = {r["test_id"].split("::")[1]: r for r in json.loads((pytester.path / "a.json").read_text())["results"]}
+    assert got["test_fixture"]["model"] == "from-fixture" and got["test_fixture"]["tolerance"] == 0.2  # ini
+    assert got["test_marker_object"]["model"] == "from-marker-object" and got["test_marker_object"]["tolerance"] == 0.05
+    assert got["test_keyword"]["tolerance"] == 0.08  # expect() over the marker
+    pinned = pytester.runpytest(
+        "--llmops-plan=on", "--llmops-report-json=b.json", "--llmops-model=openai:gpt-test", "--llmops-tolerance=0.03"
+    )
+    pinned.assert_outcomes(passed=3)
+    for r in json.loads((pytester.path / "b.json").read_text())["results"]:
+        assert (r["model"], r["tolerance"]) == ("openai:gpt-test", 0.03), r["test_id"]

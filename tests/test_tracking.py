@@ -17,10 +17,20 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from llmops import Prompt
+from llmops import Case, FunctionModel, Prompt, Session, checks
 from llmops.cli import main as cli
-from llmops.tracking.mlflow_store import COMPLETE_TAG, SESSION_TAG, from_mlflow_template, to_mlflow_template
-from llmops.tracking.record import REDACTED, redact
+from llmops.redact import REDACTED, redact
+from llmops.tracking import spool
+from llmops.tracking.mlflow_store import (
+    ALIAS_TAG,
+    COMPLETE_TAG,
+    SESSION_TAG,
+    MlflowStore,
+    from_mlflow_template,
+    model_params,
+    to_mlflow_template,
+)
+from llmops.tracking.record import finish, new_record, run_name
 
 INNER_CONFTEST = """
 import os
@@ -34,7 +44,7 @@ def llmops_model():
     def model(text, rng):
         case = int(text.split("#")[1].split(":")[0])
         rate = (0.95 if case % 2 else 0.75) - (drop if "quickly" in text else 0.0)
-        return ('{"category": "billing"}' + leak) if rng.random() < rate else "sorry"
+        return '{"category": "billing", "note": "%s"}' % leak if rng.random() < rate else "sorry"
     return FunctionModel(model)
 """
 
@@ -106,6 +116,10 @@ def runs(client, experiment="llmops"):
     return list(client.search_runs([exp.experiment_id])) if exp else []
 
 
+def first_run(client, experiment="llmops"):
+    return min(runs(client, experiment), key=lambda r: r.info.start_time).info.run_id
+
+
 # -- units ---------------------------------------------------------------------------------
 
 
@@ -113,6 +127,50 @@ def test_redaction_of_env_secrets_and_key_shapes(monkeypatch):
     monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-1234567890abcdef")
     text = "key sk-abcdefghijklmnopqrstuv and tok-1234567890abcdef and Bearer abcdefghijklmnopqrstuvwx"
     assert redact({"a": [text]}) == {"a": [f"key {REDACTED} and {REDACTED} and {REDACTED}"]}
+
+
+def test_runs_are_named_by_pull_request_or_branch_and_commit():
+    sha = "1a2b3c4d5e6f7a8b9c0d"
+    assert run_name({"pull_request": "12", "branch": "feature", "commit": sha}) == "pr-12@1a2b3c4"
+    assert run_name({"branch": "main", "commit": sha}) == "main@1a2b3c4"
+    assert run_name({}, "9f8e7d6c5b4a") == "session@9f8e7d6"
+
+
+def test_each_models_identifying_settings_become_params():
+    settings = {
+        "id": "ChatOpenAI:gpt-test",
+        "class": "ChatOpenAI",
+        "temperature": 0.3,
+        "openai_api_base": "http://h/v1",
+    }
+    results = [
+        {"model": "ChatOpenAI:gpt-test", "model_settings": settings},
+        {"model": "ChatOpenAI:gpt-test", "model_settings": {**settings, "temperature": 0.7}},
+        {"model": "function:f", "model_settings": None},
+    ]
+    assert model_params(results) == {
+        "model.ChatOpenAI:gpt-test.class": "ChatOpenAI",
+        "model.ChatOpenAI:gpt-test.temperature": "0.3, 0.7",
+        "model.ChatOpenAI:gpt-test.openai_api_base": "http://h/v1",
+    }
+
+
+def test_mlflow_says_nothing_on_the_terminal_while_llmops_logs(tmp_path, capfd):
+    from llmops.tracking import quiet_mlflow
+
+    with quiet_mlflow():
+        MlflowStore(f"sqlite:///{tmp_path}/fresh.db", "quiet").log_session(session_record())
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # MLflow prints INFO lines when it creates a store's tables
+
+
+def session_record(template: str = "Ticket #{n}: classify it") -> dict:
+    """A finished record of a one-requirement session, as the plugin builds it."""
+    model = FunctionModel(lambda text, rng: '{"category": "billing"}' if rng.random() < 0.95 else "no", id="sim")
+    run = Session(model=model, test_id="test_inner.py::test_triage").sample(
+        Prompt("triage", template), [Case({"n": i}) for i in range(4)]
+    )
+    return finish(new_record({}), [run.evaluate(checks.json_valid(), at_least=0.8).to_dict()], exit_status=0)
 
 
 def test_templates_round_trip_through_mlflow_syntax():
@@ -133,10 +191,20 @@ def test_session_is_one_run_with_params_metrics_table_and_registry(project, tmp_
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MY_API_KEY", "leaky-secret-value-42")
     project.makepyfile(test_more=INNER_TEST.replace("test_triage", "test_triage_again"))
-    result = inner(project, f"--llmops-tracking-uri={uri}", "-n", "2", INNER_LEAK=" leaky-secret-value-42")
+    result = inner(
+        project,
+        f"--llmops-tracking-uri={uri}",
+        "-n",
+        "2",
+        INNER_LEAK=" leaky-secret-value-42",
+        LLMOPS_PR_NUMBER="12",
+        GITHUB_SHA="1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+    )
     result.stdout.fnmatch_lines(["*MLflow run * in experiment 'llmops' at sqlite://*"])
+    assert " INFO " not in result.text  # MLflow's own lines (creating the store's tables) stay out
     client = MlflowClient(uri)
     (run,) = runs(client)  # one run per session, also under xdist
+    assert run.info.run_name == "pr-12@1a2b3c4"
     assert run.data.params["settings.tolerance"] == "auto"
     assert run.data.params["models"] == "function:model"
     assert run.data.params["prompt.triage.version"] == Prompt("triage", "Ticket #{n}: classify it").version
@@ -144,7 +212,6 @@ def test_session_is_one_run_with_params_metrics_table_and_registry(project, tmp_
     rate_keys = [k for k in run.data.metrics if k.endswith("/rate")]
     assert len(rate_keys) == 4 and all(0 <= run.data.metrics[k] <= 1 for k in rate_keys)
     assert "test_triage/triage/json_valid.at_least_0.8/rate" in rate_keys
-    assert run.data.metrics["test_triage_again/triage/pii.at_most_0.05/n"] == 16
 
     path = client.download_artifacts(run.info.run_id, "llmops/results.json", str(tmp_path))
     record = json.loads(Path(path).read_text())
@@ -152,12 +219,17 @@ def test_session_is_one_run_with_params_metrics_table_and_registry(project, tmp_
         "test_triage",
         "test_triage_again",
     }
+    pii_again = next(r for r in record["results"] if r["check"] == "pii" and "again" in r["test_id"])
+    (n_key,) = [
+        k for k in run.data.metrics if k.startswith("test_triage_again/triage/pii.at_most_0.05") and k.endswith("/n")
+    ]
+    assert run.data.metrics[n_key] == pii_again["n"] > 0
     table = json.loads(
         Path(client.download_artifacts(run.info.run_id, "llmops/samples.json", str(tmp_path))).read_text()
     )
     cols = table["columns"]
     assert {"case_id", "inputs", "output", "check", "outcome", "latency_s"} <= set(cols)
-    assert len(table["data"]) == sum(r["calls"] for r in record["results"])
+    assert len(table["data"]) == sum(r["n"] + r["errors"] for r in record["results"])  # each sample a verdict saw
     outputs = [row[cols.index("output")] for row in table["data"]]
     assert any(REDACTED in (o or "") for o in outputs) and not any(
         "leaky-secret-value-42" in (o or "") for o in outputs
@@ -185,10 +257,16 @@ def test_baseline_gate_over_two_sessions(project, tmp_path):
         project,
         f"--llmops-tracking-uri={uri}",
         "--llmops-baseline=baseline",
+        "--llmops-promote=baseline",  # a session that regressed must not become the baseline
         INNER_PROMPT="Ticket #{n}: classify it quickly",
         INNER_DROP="0.3",
     )
     assert worse.ret == 1
+    worse.stdout.fnmatch_lines(
+        ["not promoted as @baseline: * REGRESSED against the baseline; *pytest exited with status 1*--force`)"]
+    )
+    client = MlflowClient(uri)
+    assert client.get_experiment_by_name("llmops").tags[ALIAS_TAG + "baseline"] == first_run(client)
     worse.stdout.fnmatch_lines(
         [
             "*REGRESSED triage * -> *: valid JSON (at least 80%): pass rate changed by -*% (95% interval *) over "
@@ -209,6 +287,24 @@ def test_baseline_gate_over_two_sessions(project, tmp_path):
     plot = tmp_path / "history.png"
     assert cli(["history", "triage", "--tracking-uri", uri, "--plot", str(plot)]) == 0
     assert plot.stat().st_size > 5000
+
+
+def test_results_file_with_tracking_off_is_a_baseline(project):
+    first = inner(project, "--llmops-tracking=off", "--llmops-report-json=out/base.json")
+    assert first.ret == 0, first.text[-2000:]
+    record = json.loads((project.path / "out" / "base.json").read_text())
+    assert len(record["results"]) == 2 and record["outcome"]["counts"]["PASS"] == 2
+    assert not [p.name for p in project.path.iterdir() if p.name in ("mlflow.db", "mlruns", ".llmops")]
+
+    worse = inner(
+        project,
+        "--llmops-tracking=off",
+        "--llmops-baseline=out/base.json",
+        INNER_PROMPT="Ticket #{n}: classify it quickly",
+        INNER_DROP="0.3",
+    )
+    assert worse.ret == 1
+    worse.stdout.fnmatch_lines(["*REGRESSED triage * -> *(* tied; baseline rerun, file out/base.json)*"])
 
 
 # -- a real server -------------------------------------------------------------------------
@@ -270,6 +366,7 @@ def server(tmp_path_factory):
 def test_real_server_round_trip(project, server):
     result = inner(project, f"--llmops-tracking-uri={server.url}", "--llmops-experiment=gate", "--llmops-promote=main")
     result.stdout.fnmatch_lines([f"*MLflow run * in experiment 'gate' at {server.url}*"])
+    assert "View run" not in result.text and " INFO " not in result.text  # MLflow's own lines stay out
     client = MlflowClient(server.url)
     (run,) = runs(client, "gate")
     assert run.data.metrics and run.data.params["prompt.triage.registry_version"] == "1"
@@ -324,3 +421,30 @@ def test_server_killed_mid_session_then_sync_uploads_once(project, server):
     kept.write_bytes(backup)
     assert cli(["sync", "--tracking-uri", server.url, "--experiment", "outage", "--spool-dir", str(spool)]) == 0
     assert len(runs(client, "outage")) == 1
+
+
+def test_sync_when_the_server_dies_mid_upload_says_how_far_it_got(server, tmp_path, monkeypatch, capsys):
+    spool_dir = tmp_path / "spool"
+    for template in ("Ticket #{n}: one", "Ticket #{n}: two"):
+        spool.write(session_record(template), spool_dir)
+    upload = MlflowStore.log_session
+
+    def upload_then_die(self, record):
+        run_id = upload(self, record)
+        server.stop()  # the server goes away after the first session
+        return run_id
+
+    monkeypatch.setattr(MlflowStore, "log_session", upload_then_die)
+    args = ["sync", "--tracking-uri", server.url, "--experiment", "midway", "--spool-dir", str(spool_dir)]
+    assert cli(args) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("session ") and len(out.splitlines()) == 1  # the first one made it
+    (line,) = err.strip().splitlines()
+    assert f"MLflow at {server.url} failed while uploading" in line and "1 of 2 session(s) uploaded, 1 still in" in line
+    assert "run `llmops sync` again when the server is back" in line and "Traceback" not in err
+    assert len(list(spool_dir.glob("*.json"))) == 1
+
+    server.start()
+    monkeypatch.setattr(MlflowStore, "log_session", upload)
+    assert cli(args) == 0 and not list(spool_dir.glob("*.json"))
+    assert len(runs(MlflowClient(server.url), "midway")) == 2

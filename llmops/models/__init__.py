@@ -122,12 +122,11 @@ def model_identity(model: Model) -> dict[str, Any] | None:
             if isinstance(v, str) and v:
                 params[attr] = v
         clean = {
-            k: v
+            k: _plain(v)
             for k, v in params.items()
-            if not any(w in k.lower() for w in _SECRET_FIELD)
-            and type(v).__name__ != "SecretStr"
-            and isinstance(v, (str, int, float, bool, type(None)))
+            if not any(w in k.lower() for w in _SECRET_FIELD) and type(v).__name__ != "SecretStr"
         }
+        clean = {k: v for k, v in clean.items() if v is not _SKIP}
         if set(clean) == {"class"} and not hasattr(r, "_identifying_params"):
             return None  # an arbitrary Runnable: its behaviour has no name
         return {"id": model.id, **clean}
@@ -135,6 +134,18 @@ def model_identity(model: Model) -> dict[str, Any] | None:
     if isinstance(identity, dict):
         return {"id": model.id, **identity}
     return None
+
+
+_SKIP = object()
+
+
+def _plain(v: Any) -> Any:
+    """A setting as JSON-able data (lists of replies of a fake model count too); _SKIP otherwise."""
+    if isinstance(v, (str, int, float, bool, type(None))):
+        return v
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float, bool, type(None))) for x in v):
+        return list(v)
+    return _SKIP
 
 
 def _as_str(out: Any, model_id: str) -> str:
@@ -158,6 +169,9 @@ def resolve_model(spec: Any) -> Model:
             "no model configured: pass --llmops-model (e.g. --llmops-model local:smollm2 or "
             "openai:gpt-4o-mini), set llmops_model in the ini file, or override the llmops_model fixture"
         )
+    from llmops.redact import register_secrets
+
+    register_secrets(spec)  # the API keys a model object holds never reach an output
     if isinstance(spec, Model):
         return spec
     if isinstance(spec, str):

@@ -13,7 +13,17 @@ def _money(x: float | None) -> str:
 
 def plan_table(results: Sequence[Result]) -> str:
     """One row per requirement: expected, p95 and maximum calls (and cost), then the total."""
-    header = ["test", "requirement", "cases", "expected calls", "p95", "max", "+ baseline max", "cost expected", "cost max"]
+    header = [
+        "test",
+        "requirement",
+        "cases",
+        "expected calls",
+        "p95",
+        "max",
+        "+ baseline max",
+        "cost expected",
+        "cost max",
+    ]
     rows = []
     for r in results:
         p = r.plan or {}

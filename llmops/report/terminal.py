@@ -1,56 +1,67 @@
-"""The terminal summary: one row per requirement, and a footer with the session's totals."""
+"""The terminal summary: one row per requirement, the failing samples under ``-v``, and a footer.
+
+Takes the results (objects, their dicts or the session record); every number is a
+``Result``'s.  Reasons and messages are never cut: a terminal wraps long lines.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from llmops.evaluation import Result
+from llmops.report._format import (
+    ERROR,
+    FAIL,
+    PASS,
+    REGRESSED,
+    bad_samples,
+    counts_text,
+    interval,
+    k_of_n,
+    latency,
+    pct,
+    rate,
+    requirement,
+    results_of,
+    seconds,
+    short_test,
+    status,
+    tested,
+    totals,
+    why_not_decided,
+)
 
-
-def _pct(x: float) -> str:
-    return f"{round(100 * x, 2):g}%"
-
-
-def requirement(r: Result) -> str:
-    sign = ">=" if r.direction == "at_least" else "<="
-    what = r.description if r.direction == "at_least" else f"{r.description} (violations)"
-    return f"{what} {sign} {_pct(r.threshold)}"
-
-
-def tested(r: Result) -> str:
-    good, bad = r.tested
-    return f"{_pct(good)} vs {_pct(bad)}"
+__all__ = ["HEADER", "failures", "family", "footer", "rows", "table"]
 
 
 def baseline_cell(r: Result) -> str:
     c = r.comparison
     if c is None:
         return "-"
-    if c.verdict in ("unchanged", "ERROR"):
+    if c.verdict in ("unchanged", ERROR):
         return c.verdict
     return f"{c.verdict} {100 * c.difference:+.0f}%"
-
-
-def verdict_cell(r: Result) -> str:
-    return r.verdict
 
 
 def rows(results: Sequence[Result]) -> list[list[str]]:
     out = []
     for r in results:
         saved = r.fixed_n - (r.n + r.errors)
+        calls = str(r.calls) + (f" (+{r.reused} reused)" if r.reused else "")
+        if r.replayed:
+            calls += f" ({r.replayed} replayed)"
         out.append(
             [
-                r.test_id.split("::", 1)[-1] or "-",
+                short_test(r),
                 f"{r.prompt}@{r.prompt_version[:7]}",
                 requirement(r),
                 tested(r),
-                f"{r.k}/{r.n}" + (f" +{r.errors}err" if r.errors else ""),
-                f"{100 * r.rate:.0f}%" if r.n else "n/a",
-                f"{100 * r.interval[0]:.0f}-{100 * r.interval[1]:.0f}%",
-                verdict_cell(r),
+                k_of_n(r),
+                rate(r),
+                interval(r),
+                status(r),
                 baseline_cell(r),
-                str(r.calls) + (f" (+{r.reused} reused)" if r.reused else ""),
+                calls,
                 f"{saved:+d} ({100 * saved / r.fixed_n:.0f}%)" if r.fixed_n else "-",
             ]
         )
@@ -80,19 +91,59 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in (text.splitlines() or [""]))
+
+
+def failures(results: Sequence[Result], limit: int | None = 5) -> str:
+    """Under ``-v``: each requirement that did not pass, its full message, then its failing samples.
+
+    ``limit`` samples per requirement (None: all), each with its case, outcome, the
+    check's full reason and the model's full output.
+    """
+    blocks = []
+    for r in results:
+        s = status(r)
+        if s not in (FAIL, REGRESSED, ERROR):
+            continue
+        lines = [f"{s} {short_test(r)}: {requirement(r)}"]
+        message = why_not_decided(r) if s == ERROR else r.message
+        lines.append(_indent(message, "  "))
+        c = r.comparison
+        if c is not None and c.verdict in (REGRESSED.lower(),) and c.message:
+            lines.append(_indent(c.message, "  "))
+        bad = bad_samples(r)
+        shown = bad if limit is None else bad[:limit]
+        for row in shown:
+            lines.append(
+                f"  - case {row.get('case_id')} sample {row.get('sample')}: {row.get('outcome')}"
+                + (f": {row['reason']}" if row.get("reason") else "")
+            )
+            output = row.get("output")
+            lines.append(_indent("(no output)" if output is None else str(output), "      | "))
+        if len(bad) > len(shown):
+            lines.append(
+                f"  ... and {len(bad) - len(shown)} more failing samples (-vv shows all; or --llmops-report-html)"
+            )
+        elif not bad and r.n + r.errors:
+            lines.append("  (no failing sample kept for this requirement)")
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
+
+
 def family(results: Sequence[Result]) -> str:
     """The session's family error rates: union bounds over every verdict it gave."""
-    alphas = [r.false_alarm for r in results if r.verdict != "ERROR" and not _no_false_alarm(r)]
-    betas = [r.miss for r in results if r.verdict != "ERROR"]
+    alphas = [r.false_alarm for r in results if r.verdict in (PASS, FAIL) and not _no_false_alarm(r)]
+    betas = [r.miss for r in results if r.verdict in (PASS, FAIL)]
     for r in results:
         c = r.comparison
-        if c is not None and c.verdict not in ("unchanged",):
+        if c is not None and c.verdict not in ("unchanged", ERROR):
             alphas.append(c.false_alarm)
             betas.append(c.miss)
     fa, miss = min(1.0, sum(alphas)), min(1.0, sum(betas))
     return (
-        f"family error rates of this session: a false alarm anywhere <= {_pct(fa)}, "
-        f"a miss anywhere <= {_pct(miss)} (union bounds over {len(betas)} verdicts)"
+        f"family error rates of this session: a false alarm anywhere <= {pct(fa)}, "
+        f"a miss anywhere <= {pct(miss)} (union bounds over {len(betas)} verdicts)"
     )
 
 
@@ -101,21 +152,19 @@ def _no_false_alarm(r: Result) -> bool:
     return (r.direction == "at_least" and r.threshold >= 1) or (r.direction == "at_most" and r.threshold <= 0)
 
 
-def footer(results: Sequence[Result]) -> str:
-    calls = sum(r.calls for r in results)
-    retries = sum(r.retries for r in results)
-    base = sum(r.baseline_calls for r in results)
+def footer(results: Sequence[Result] | object, wall_time: float | None = None) -> str:
+    """Counts, calls, cache replays, cost; wall time and latency; the family error rates."""
+    results = results_of(results)  # type: ignore[arg-type]
+    t = totals(results)
     unused = sum(r.unused for r in results)
     fixed = sum(r.fixed_n for r in results)
     looked = sum(r.n + r.errors for r in results)
-    counts = {v: sum(r.verdict == v for r in results) for v in ("PASS", "FAIL", "ERROR")}
-    regressed = sum(r.regressed for r in results)
     text = (
-        f"{len(results)} requirements: {counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['ERROR']} ERROR"
-        + (f", {regressed} regressed" if regressed else "")
-        + f"; {calls} model calls"
-        + (f" ({base} of them the baseline prompt's)" if base else "")
-        + (f", {retries} retries" if retries else "")
+        counts_text(results)
+        + f"; {t['calls']} model calls"
+        + (f" ({t['baseline_calls']} of them the baseline prompt's)" if t["baseline_calls"] else "")
+        + (f", {t['retries']} retries" if t["retries"] else "")
+        + f"; {t['replayed']} samples replayed from the cache"
         + f"; verdicts looked at {looked} samples against {fixed} for fixed-size designs"
     )
     if unused:
@@ -123,4 +172,14 @@ def footer(results: Sequence[Result]) -> str:
     costs = [r.cost_usd for r in results if r.cost_usd is not None]
     if costs:
         text += f"; cost ${sum(costs):.4f}" + ("" if len(costs) == len(results) else " (where a price is known)")
-    return text + "\n" + family(results)
+    p50, p95 = latency(results)
+    timing = []
+    if wall_time is not None:
+        timing.append(f"wall time {seconds(wall_time)}")
+    if p50 is not None or p95 is not None:
+        timing.append(f"model latency p50 {seconds(p50)}, p95 {seconds(p95)} (slowest requirement)")
+    lines = [text]
+    if timing:
+        lines.append("; ".join(timing))
+    lines.append(family(results))
+    return "\n".join(lines)

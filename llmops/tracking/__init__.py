@@ -3,36 +3,59 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from llmops.redact import get_logger, redact
 from llmops.tracking import spool
-from llmops.tracking.record import finish, new_record, redact
+from llmops.tracking.record import finish, new_record, problems
+
+log = get_logger("llmops.tracking")
+
+# Fail fast (MLflow's HTTP client retries for minutes by default; a dead server should cost
+# seconds) and print no "View run ..." links into pytest's output.  Defaults: a user's own
+# setting of these variables wins.
+_QUIET_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+_NOISY_LOGGERS = ("mlflow", "alembic")  # INFO lines about database tables, migrations, runs
 
 
 @contextlib.contextmanager
 def quiet_mlflow() -> Iterator[None]:
     """Around MLflow calls made for the user: fail fast, and keep MLflow's own noise out.
 
-    MLflow's HTTP client retries for minutes by default (a dead server should cost
-    seconds), and its SQLAlchemy and pandas deprecation warnings are not the user's to fix.
+    MLflow's INFO lines (creating tables, migrations, run links) and its SQLAlchemy and
+    pandas deprecation warnings are not the user's to read or fix; its warnings and errors
+    still show.
     """
-    saved = {k: os.environ.get(k) for k in _QUICK_HTTP}
-    os.environ.update({k: v for k, v in _QUICK_HTTP.items() if saved[k] is None})
+    saved = {k: os.environ.get(k) for k in _QUIET_ENV}
+    os.environ.update({k: v for k, v in _QUIET_ENV.items() if saved[k] is None})
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            yield
+            import mlflow  # noqa: F401  (configures its loggers on first import: quieten them after)
+
+            levels = [lg.level for lg in loggers]
+            for lg in loggers:
+                if lg.getEffectiveLevel() < logging.WARNING:
+                    lg.setLevel(logging.WARNING)
+            try:
+                yield
+            finally:
+                for lg, level in zip(loggers, levels, strict=True):
+                    lg.setLevel(level)
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
-
-
-_QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 
 def publish(record: dict[str, Any], uri: str | None, experiment: str, spool_dir: Path) -> tuple[str | None, str]:
@@ -52,9 +75,39 @@ def publish(record: dict[str, Any], uri: str | None, experiment: str, spool_dir:
             run_id = store.log_session(record)
     except Exception as e:  # any tracking failure spools the record
         path = spool.write(record, spool_dir)
-        why = str(e).splitlines()[0][:200]
-        return None, f"MLflow at {resolved} failed ({why}); results kept in {path}; upload later with `llmops sync`"
-    return run_id, f"MLflow run {run_id} in experiment '{experiment}' at {resolved}"
+        why = str(e).splitlines()[0][:400] if str(e).strip() else type(e).__name__
+        log.warning("MLflow at %s failed (%s); session %s kept in %s", resolved, why, record["session_id"], path)
+        log.debug("MLflow failure", exc_info=True)
+        return None, redact(
+            f"MLflow at {resolved} failed ({why}); results kept in {path}; upload later with `llmops sync`"
+        )
+    return run_id, redact(f"MLflow run {run_id} in experiment '{experiment}' at {resolved}")
 
 
-__all__ = ["finish", "new_record", "publish", "quiet_mlflow", "redact", "spool"]
+def promote_session(record: dict[str, Any], run_id: str | None, uri: str | None, experiment: str, alias: str) -> str:
+    """``--llmops-promote``: make this session's run the baseline, unless it should not be one.
+
+    A session that failed, errored, regressed or was partial is not promoted (the line says
+    why and how to promote it anyway); neither is one that was not logged.  Never raises.
+    Returns a line for the summary.
+    """
+    issues = problems(record)
+    if run_id is None:
+        return f"not promoted as @{alias}: the session was not logged to MLflow (tracking off, or the server failed)"
+    if issues:
+        return (
+            f"not promoted as @{alias}: {'; '.join(issues)}; a failed or partial session is no baseline "
+            f"(if it should be: `llmops promote {run_id} --alias {alias} --experiment {experiment} --force`)"
+        )
+    from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
+
+    try:
+        with quiet_mlflow():
+            lines = MlflowStore(tracking_uri(uri), experiment).promote(run_id, alias)
+    except Exception as e:
+        why = str(e).splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        return redact(f"not promoted as @{alias}: {why}")
+    return redact(f"promoted run {run_id} as baseline @{alias}: " + "; ".join(lines))
+
+
+__all__ = ["finish", "new_record", "problems", "promote_session", "publish", "quiet_mlflow", "redact", "spool"]

@@ -12,19 +12,25 @@ import urllib.request
 from typing import Any
 
 from llmops.errors import LlmopsError
+from llmops.redact import redact
+from llmops.tracking.record import problems, run_name
 
 RESULTS_ARTIFACT = "llmops/results.json"
 SAMPLES_ARTIFACT = "llmops/samples.json"
 SESSION_TAG = "llmops.session_id"
 COMPLETE_TAG = "llmops.complete"
-ALIAS_TAG = "llmops.alias."  # experiment tag: llmops.alias.<alias> = run id
+ALIAS_TAG = "llmops.alias."  # experiment tag: llmops.alias.<alias> = run id; prompt tag: "<run id> <experiment>"
 VERSION_TAG = "llmops.version"  # prompt-version tag: our content hash
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 _BACK = {v: k for k, v in _ROLES.items()}
 
 
 class TrackingUnavailable(LlmopsError):
-    pass
+    """The tracking server does not answer."""
+
+
+class TrackingError(LlmopsError):
+    """A run, experiment or promotion that MLflow cannot give us; the message says what to do."""
 
 
 def tracking_uri(configured: str | None) -> str:
@@ -93,7 +99,7 @@ class MlflowStore:
         self.experiment = experiment
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
 
-    def check_reachable(self, timeout: float = 3.0) -> None:
+    def check_reachable(self, timeout: float = 10.0) -> None:
         """Raise TrackingUnavailable quickly if an http(s) tracking server does not answer."""
         if not self.uri.startswith(("http://", "https://")):
             return
@@ -101,13 +107,46 @@ class MlflowStore:
             urllib.request.urlopen(self.uri.rstrip("/") + "/health", timeout=timeout).read()
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             raise TrackingUnavailable(
-                f"MLflow tracking server {self.uri} is unreachable ({e}); results were kept in the "
-                "local spool: run `llmops sync` when it is back"
+                f"MLflow tracking server {self.uri} is unreachable ({e}); start it, or point --tracking-uri "
+                "(or MLFLOW_TRACKING_URI) at one that runs"
             ) from None
 
     def experiment_id(self) -> str:
+        """The experiment's id, creating it: for writing a session."""
         exp = self.client.get_experiment_by_name(self.experiment)
         return exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+
+    def existing_experiment_id(self) -> str:
+        """The experiment's id; an error naming it when it does not exist (reading never creates one)."""
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            names = ", ".join(sorted(e.name for e in self.client.search_experiments(max_results=20)))
+            raise TrackingError(
+                f"experiment '{self.experiment}' does not exist at {self.uri} (there: {names[:200] or 'none'}); "
+                "pass --experiment with the experiment your sessions log to"
+            )
+        return str(exp.experiment_id)
+
+    def get_run(self, run_id: str) -> Any:
+        """The run of this experiment with this id; an error naming it otherwise."""
+        from mlflow.exceptions import MlflowException
+
+        experiment_id = self.existing_experiment_id()
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            raise TrackingError(
+                f"run {run_id} does not exist at {self.uri}; give a run id of experiment '{self.experiment}' "
+                "(`llmops history PROMPT` and the MLflow UI list them)"
+            ) from None
+        if run.info.experiment_id != experiment_id:
+            other = self.client.get_experiment(run.info.experiment_id).name
+            raise TrackingError(
+                f"run {run_id} is in experiment '{other}', not '{self.experiment}'; pass --experiment '{other}'"
+            )
+        if run.data.tags.get(COMPLETE_TAG) != "true":
+            raise TrackingError(f"run {run_id} is not a complete llmops session; promote a run that llmops logged")
+        return run
 
     def find_run(self, session_id: str) -> Any | None:
         runs = self.client.search_runs([self.experiment_id()], filter_string=f"tags.`{SESSION_TAG}` = '{session_id}'")
@@ -119,17 +158,14 @@ class MlflowStore:
         """Log a whole session record as one run; idempotent by session id."""
         from mlflow.entities import Metric, Param, RunTag
 
+        record = redact(record)  # also a record spooled by an older llmops
         existing = self.find_run(record["session_id"])
         if existing is not None:
             if existing.data.tags.get(COMPLETE_TAG) == "true":
                 return str(existing.info.run_id)
             self.client.delete_run(existing.info.run_id)  # a half-written run from a crash
         git = record.get("git", {})
-        name = (
-            "pytest"
-            + (f" {git['branch']}" if git.get("branch") else "")
-            + (f" {git['commit'][:7]}" if git.get("commit") else "")
-        )
+        name = run_name(git, record["session_id"])
         tags = {SESSION_TAG: record["session_id"], "llmops.version": record.get("llmops_version", "")}
         tags.update({f"git.{k}": str(v) for k, v in git.items()})
         if git.get("commit"):
@@ -144,6 +180,7 @@ class MlflowStore:
         params.update({f"git.{k}": str(v) for k, v in git.items()})
         models = sorted({r["model"] for r in results})
         params["models"] = ", ".join(models)[:500]
+        params.update(model_params(results))
         versions = self.register_prompts(results, git.get("commit"))
         for prompt, (ver, number) in versions.items():
             params[f"prompt.{_key(prompt)}.version"] = ver
@@ -191,7 +228,12 @@ class MlflowStore:
         for i in range(0, len(metrics), 500):
             self.client.log_batch(run_id, metrics=metrics[i : i + 500])
         counts = {v: sum(r["verdict"] == v for r in results) for v in ("PASS", "FAIL", "ERROR")}
-        self.client.log_batch(run_id, tags=[RunTag(f"llmops.{k.lower()}", str(v)) for k, v in counts.items()])
+        tags_end = [RunTag(f"llmops.{k.lower()}", str(v)) for k, v in counts.items()]
+        outcome = record.get("outcome") or {}
+        tags_end.append(RunTag("llmops.regressed", str(outcome.get("regressed", 0))))
+        if outcome.get("partial"):
+            tags_end.append(RunTag("llmops.partial", str(outcome["partial"])))
+        self.client.log_batch(run_id, tags=tags_end)
 
         self.client.log_dict(run_id, record, RESULTS_ARTIFACT)
         rows = [
@@ -253,24 +295,104 @@ class MlflowStore:
             return None
         return exp.tags.get(ALIAS_TAG + alias)
 
-    def promote(self, run_id: str, alias: str) -> list[str]:
-        """Mark a run as the baseline ``alias`` and alias its prompt versions in the registry."""
+    def promote(self, run_id: str, alias: str, *, force: bool = False) -> list[str]:
+        """Make a run the baseline ``alias``: the experiment's tag and its prompts' registry aliases.
+
+        The two move together, so ``--llmops-baseline=ALIAS`` and ``Prompt.load("NAME@ALIAS")``
+        agree: the registry aliases first, then the experiment tag; if either fails the
+        aliases are put back.  Refused (unless ``force``) for a session that failed, errored,
+        regressed or was partial, and for a prompt whose alias another experiment set (the
+        registry is shared by all experiments, the tag is not).  Returns lines to print.
+        """
+        self.get_run(run_id)
         record = self.load_record(run_id)
-        self.client.set_experiment_tag(self.experiment_id(), ALIAS_TAG + alias, run_id)
-        done = []
-        for prompt, (_, number) in self.register_prompts(
-            record["results"], record.get("git", {}).get("commit")
-        ).items():
-            self.client.set_prompt_alias(prompt, alias, number)
-            done.append(f"prompts:/{prompt}/{number} -> @{alias}")
-        return done
+        issues = problems(record)
+        refusals = [f"run {run_id} is no clean baseline: {'; '.join(issues)}"] if issues else []
+        results = record["results"]
+        names = list(dict.fromkeys(r["prompt"] for r in results))
+        owners = {name: self._alias_owner(name, alias) for name in names}
+        for name, (owner_run, owner_exp) in owners.items():
+            if owner_exp and owner_exp != self.experiment:
+                refusals.append(
+                    f"prompts:/{name}@{alias} is the baseline of experiment '{owner_exp}' (run {owner_run}), and "
+                    f"registry aliases are shared by all experiments; use another --alias for '{self.experiment}'"
+                )
+        if refusals and not force:
+            raise TrackingError("; ".join(refusals) + "; pass --force to promote anyway")
+        lines = [f"warning: promoting anyway (--force): {r}" for r in refusals]
+
+        versions = self.register_prompts(results, record.get("git", {}).get("commit"))
+        before = {name: self._alias_version(name, alias) for name in versions}
+        try:
+            for prompt, (_, number) in versions.items():
+                self.client.set_prompt_alias(prompt, alias, number)
+                self.client.set_prompt_tag(prompt, ALIAS_TAG + alias, f"{run_id} {self.experiment}")
+            self.client.set_experiment_tag(self.existing_experiment_id(), ALIAS_TAG + alias, run_id)
+        except Exception as e:
+            self._restore_aliases(alias, before, owners)
+            raise TrackingError(
+                f"promoting run {run_id} as @{alias} failed ({_first_line(e)}); the previous baseline is kept, "
+                "try again"
+            ) from None
+        lines += [f"prompts:/{prompt}/{number} -> @{alias}" for prompt, (_, number) in versions.items()]
+        return lines
+
+    def _alias_version(self, name: str, alias: str) -> int | None:
+        try:
+            return int(self.client.get_prompt_version_by_alias(name, alias).version)
+        except Exception:  # no such alias (or prompt) yet
+            return None
+
+    def _alias_owner(self, name: str, alias: str) -> tuple[str, str]:
+        """(run id, experiment) that last set ``name@alias`` through llmops; empty when none did."""
+        try:
+            prompt = self.client.get_prompt(name)
+        except Exception:
+            return "", ""
+        run, _, experiment = ((prompt.tags or {}).get(ALIAS_TAG + alias, "") if prompt else "").partition(" ")
+        return run, experiment
+
+    def _restore_aliases(self, alias: str, before: dict[str, int | None], owners: dict[str, tuple[str, str]]) -> None:
+        for name, number in before.items():
+            try:
+                if number is None:
+                    self.client.delete_prompt_alias(name, alias)
+                else:
+                    self.client.set_prompt_alias(name, alias, number)
+                run, experiment = owners.get(name, ("", ""))
+                if run:
+                    self.client.set_prompt_tag(name, ALIAS_TAG + alias, f"{run} {experiment}")
+            except Exception:  # best effort: the server that just failed may still be failing
+                pass
 
     def runs(self, max_results: int = 200) -> list[Any]:
         return list(
             self.client.search_runs(
-                [self.experiment_id()],
+                [self.existing_experiment_id()],
                 filter_string=f"tags.`{COMPLETE_TAG}` = 'true'",
                 max_results=max_results,
                 order_by=["attributes.start_time ASC"],
             )
         )
+
+
+def model_params(results: list[dict[str, Any]]) -> dict[str, str]:
+    """``model.<id>.<setting>`` for each model's identifying settings (base URL, temperature, ...).
+
+    From ``Result.model_settings`` (``llmops.models.model_identity``: no secrets); a setting
+    that differs between results of one model id lists its values.
+    """
+    values: dict[str, dict[str, list[str]]] = {}
+    for r in results:
+        settings = dict(r.get("model_settings") or {})
+        model = str(settings.pop("id", None) or r.get("model", ""))
+        for k, v in settings.items():
+            seen = values.setdefault(model, {}).setdefault(k, [])
+            if str(v) not in seen:
+                seen.append(str(v))
+    return {_key(f"model.{m}.{k}"): ", ".join(vs)[:6000] for m, ks in values.items() for k, vs in ks.items()}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__

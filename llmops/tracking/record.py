@@ -11,43 +11,10 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import llmops
-
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-_SECRET_SHAPES = [
-    re.compile(r"sk-[A-Za-z0-9_-]{16,}"),
-    re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/-]{16,}=*"),
-    re.compile(r"AKIA[0-9A-Z]{16}"),
-    re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}"),
-]
-REDACTED = "[REDACTED]"
-
-
-def _secret_values() -> list[str]:
-    return sorted(
-        (v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8),
-        key=len,
-        reverse=True,
-    )
-
-
-def redact(value: Any, secrets: Sequence[str] | None = None) -> Any:
-    """A copy with API keys and the values of *KEY*/*TOKEN*-like env vars replaced."""
-    secrets = _secret_values() if secrets is None else secrets
-    if isinstance(value, str):
-        for s in secrets:
-            value = value.replace(s, REDACTED)
-        for shape in _SECRET_SHAPES:
-            value = shape.sub(REDACTED, value)
-        return value
-    if isinstance(value, dict):
-        return {k: redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v, secrets) for v in value]
-    return value
+from llmops.redact import redact
 
 
 def _git(*args: str) -> str | None:
@@ -74,6 +41,13 @@ def git_info() -> dict[str, str]:
     return {k: v for k, v in info.items() if v}
 
 
+def run_name(git: dict[str, str], session_id: str = "") -> str:
+    """``pr-12@1a2b3c4`` on a pull request, ``main@1a2b3c4`` on a branch: what a person looks for."""
+    where = f"pr-{git['pull_request']}" if git.get("pull_request") else git.get("branch") or "session"
+    commit = git.get("commit", "")[:7] or session_id[:7]
+    return f"{where}@{commit}" if commit else where
+
+
 def new_record(settings: dict[str, Any], started: float | None = None) -> dict[str, Any]:
     return {
         "session_id": uuid.uuid4().hex,
@@ -86,8 +60,48 @@ def new_record(settings: dict[str, Any], started: float | None = None) -> dict[s
     }
 
 
-def finish(record: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+def finish(
+    record: dict[str, Any], results: list[dict[str, Any]], *, exit_status: int | None = None, partial: str | None = None
+) -> dict[str, Any]:
+    """The finished record, redacted: results, and how the session ended (for ``promote``).
+
+    ``exit_status`` is pytest's; ``partial`` says why not every test ran (interrupted,
+    stopped after failures), None when it ran to the end.
+    """
     record = dict(record)
-    record["results"] = redact(results)
+    record["results"] = results
     record["finished"] = int(1000 * time.time())
-    return record
+    record["outcome"] = outcome(results, exit_status, partial)
+    return redact(record)
+
+
+def outcome(results: list[dict[str, Any]], exit_status: int | None, partial: str | None) -> dict[str, Any]:
+    counts = {v: sum(r.get("verdict") == v for r in results) for v in ("PASS", "FAIL", "ERROR")}
+    regressed = sum((r.get("comparison") or {}).get("verdict") == "regressed" for r in results)
+    return {"counts": counts, "regressed": regressed, "exit_status": exit_status, "partial": partial}
+
+
+_EXIT = {1: "some tests failed", 2: "it was interrupted", 3: "pytest hit an internal error", 4: "a usage error"}
+
+
+def problems(record: dict[str, Any]) -> list[str]:
+    """Why this session should not become a baseline: failures, errors, regressions, a partial run.
+
+    Empty for a clean session.  Records written before ``outcome`` existed are judged by
+    their results alone.
+    """
+    o = record.get("outcome") or outcome(record.get("results", []), None, None)
+    out = []
+    counts = o.get("counts", {})
+    if counts.get("FAIL"):
+        out.append(f"{counts['FAIL']} requirement(s) FAILED")
+    if counts.get("ERROR"):
+        out.append(f"{counts['ERROR']} requirement(s) ended in ERROR")
+    if o.get("regressed"):
+        out.append(f"{o['regressed']} requirement(s) REGRESSED against the baseline")
+    status = o.get("exit_status")
+    if status not in (None, 0, 5):
+        out.append(f"pytest exited with status {status} ({_EXIT.get(status, 'not a clean run')})")
+    if o.get("partial"):
+        out.append(f"the session was partial ({o['partial']})")
+    return out
