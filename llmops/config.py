@@ -213,6 +213,12 @@ OPTIONS: dict[str, Option] = {
     ),
     "report_md": Option(_text, "write the Markdown report (the PR comment) to this file", session=True),
     "report_html": Option(_text, "write the self-contained HTML report to this file", session=True),
+    "optimize": Option(
+        choice("optimize", "off", "on-regression", "on-fail"),
+        "after a test, search for a better prompt when it regressed (on-regression) or also when it failed "
+        "(on-fail); the candidate is proposed, never applied (default off)",
+    ),
+    "optimizer_model": Option(_text, "the model that proposes rewrites (default: the model under test)"),
     "tracking": Option(
         on_off("tracking"), "log each session to MLflow: on or off (default on; env LLMOPS_TRACKING)", session=True
     ),
@@ -259,6 +265,8 @@ class Settings:
     seed: int = 0
     baseline_mode: str = "rerun"
     store_samples: int = 0
+    optimize: str = "off"
+    optimizer_model: str | None = None
     price: tuple[float, float] | None = None
     tracking: bool = True
     tracking_uri: str | None = None

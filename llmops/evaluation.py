@@ -266,6 +266,8 @@ class Run:
         self._outcomes: dict[tuple[Check, str, int, int], Outcome] = {}
         self._streams: dict[str, Stream] = {}
         self.results: list[Result] = []
+        self.requirements: list[Requirement] = []  # what the test declared, for the optimizer
+        self.baseline_prompt: Prompt | None = None  # the baseline's version of this prompt, when compared
 
     # -- drawing ---------------------------------------------------------------------------
 
@@ -375,6 +377,7 @@ class Run:
         """
         __tracebackhide__ = True
         req = self._requirement(check, at_least, at_most, overrides)
+        self.requirements.append(req)
         settings = self._settings(overrides)
         result = _with_message(self._decide(req, settings))
         self.results.append(result)
@@ -572,6 +575,8 @@ class Run:
         if entry is None or self._baseline is None:
             return _Arm(None, None, "", None)
         label = self._baseline.label
+        if entry.template:
+            self.baseline_prompt = Prompt.from_parts(entry.prompt, list(entry.template))
         if entry.version == self.prompt.version and entry.model == self.model.id:
             return _Arm(entry, None, "unchanged", None, label)
         alpha_cmp = req.compare_false_alarm

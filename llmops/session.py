@@ -59,6 +59,7 @@ class Session:
         # Settings given on the command line: they win over sample()/expect() keywords too.
         self.pinned = dict(pinned or {})
         self.results: list[Result] = []
+        self.runs: list[Run] = []
 
     @property
     def model(self) -> Model:
@@ -76,7 +77,7 @@ class Session:
             settings = settings.replace("command line", **self.pinned)
         if "model" in self.pinned:
             model = None  # --llmops-model retargets every sample() of the suite
-        return Run(
+        run = Run(
             prompt,
             cases,
             resolve_model(model) if model is not None else self.model,
@@ -89,6 +90,8 @@ class Session:
             budget=self.budget,
             pinned=self.pinned,
         )
+        self.runs.append(run)
+        return run
 
     def _false_alarm_for(self, per_requirement: float, has_baseline: bool) -> tuple[float, float]:
         """The requirement's share of the family rate: 1/2, 1/4, 1/8, ... in declaration order.

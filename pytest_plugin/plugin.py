@@ -21,6 +21,7 @@ from llmops.config import OPTIONS, Settings
 from llmops.errors import ConfigError
 
 RESULT_PROPERTY = "llmops_result"
+CANDIDATE_PROPERTY = "llmops_candidate"
 ERROR_PROPERTY = "llmops_error"
 
 settings_key = pytest.StashKey[Settings]()
@@ -29,6 +30,7 @@ budget_key = pytest.StashKey[Any]()
 pinned_key = pytest.StashKey[dict[str, Any]]()
 family_key = pytest.StashKey[float | None]()
 item_results_key = pytest.StashKey[list[Any]]()
+item_candidates_key = pytest.StashKey[list[Any]]()
 item_error_key = pytest.StashKey[str]()  # the llmops error a test raised, for its JUnit testcase
 TEST_ERROR_PROPERTY = "llmops_test_error"  # an llmops ERROR before any verdict, for the reports
 
@@ -154,7 +156,7 @@ def llmops_model(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Any:
+def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Iterator[Any]:
     """A ``llmops.Session`` for this test: ``llmops.sample(prompt, cases).expect(check, at_least=...)``."""
     from llmops.session import Session
 
@@ -167,7 +169,7 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Any:
         progress.verdict(result)
 
     settings, marker_model = _settings_for(request)
-    return Session(
+    session = Session(
         model=marker_model if marker_model is not None else llmops_model,
         settings=settings,
         test_id=request.node.nodeid,
@@ -178,11 +180,35 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Any:
         pinned=request.config.stash[pinned_key],
         family_share=request.config.stash[family_key],
     )
+    yield session
+    if settings.optimize != "off" and not settings.plan:
+        _optimize(request, session, settings)
+
+
+def _optimize(request: pytest.FixtureRequest, session: Any, settings: Settings) -> None:
+    """After the test: a search for each prompt whose gate failed; the test's verdict stays as it is."""
+    from llmops.optimize.trigger import search, triggered
+
+    found = []
+    for run in session.runs:
+        if triggered(run, settings.optimize):
+            try:
+                found.append(
+                    search(
+                        run, request.config.rootpath / ".llmops" / "candidates", proposer_model=settings.optimizer_model
+                    )
+                )
+            except Exception as e:  # the search is extra information: it never errors a test
+                found.append({"prompt": run.prompt.name, "test_id": run.test_id, "message": f"optimizer failed: {e}"})
+    request.node.stash[item_candidates_key] = found
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
+    if call.when == "teardown":
+        for candidate in item.stash.get(item_candidates_key, []):
+            report.user_properties.append((CANDIDATE_PROPERTY, json.dumps(candidate)))
     if call.when == "call":
         for result in item.stash.get(item_results_key, []):
             report.user_properties.append((RESULT_PROPERTY, json.dumps(result.to_dict())))
@@ -254,6 +280,7 @@ class Collector:
         self.verdicts: dict[str, int] = {}
         self.started = time.time()
         self.lines: list[str] = []  # tracking and baseline lines for the summary
+        self.candidates: list[dict[str, Any]] = []  # optimizer proposals, from teardown reports
         self.missing: list[dict[str, Any]] = []  # baseline requirements this session did not evaluate
         self.test_errors: list[dict[str, Any]] = []  # tests that ended in an llmops ERROR before a verdict
         self.errored = False  # some test raised an llmops error: its JUnit <failure> becomes an <error>
@@ -321,6 +348,8 @@ class Collector:
         from llmops.report.json import stamp
 
         record = stamp(record)
+        if self.candidates:
+            record["candidates"] = self.candidates
         if self.missing:
             record["missing"] = self.missing
         if self.test_errors:
@@ -413,6 +442,8 @@ class Collector:
         )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            self.candidates.extend(json.loads(v) for k, v in report.user_properties if k == CANDIDATE_PROPERTY)
         if report.when == "call":
             self.results.extend(json.loads(v) for k, v in report.user_properties if k == RESULT_PROPERTY)
             self.test_errors.extend(json.loads(v) for k, v in report.user_properties if k == TEST_ERROR_PROPERTY)
@@ -444,5 +475,11 @@ class Collector:
         terminalreporter.write_line(footer(parsed, wall_time=time.time() - self.started))
         from llmops.redact import redact
 
+        for c in self.candidates:  # the optimizer's proposals: a diff and its held-out numbers
+            terminalreporter.write_sep("-", f"llmops candidate for {c.get('prompt')}")
+            terminalreporter.write_line(redact(str(c.get("message", ""))))
+            if c.get("diff"):
+                terminalreporter.write_line(redact(str(c["diff"])))
+                terminalreporter.write_line(f"written to {c.get('registry')} (never applied to your files)")
         for line in map(redact, self.lines):
             terminalreporter.write_line(line, red=line.startswith(("REGRESSED", "MISSING", "baseline gate")))

@@ -406,10 +406,13 @@ def test_real_chat_openai_is_replayed_from_the_cache(path):
         assert first.calls == server.requests > 0 and first.replayed == 0 and first.cost_usd > 0
         assert first.model_errors == 2 and entries(path) == first.calls - 2
         second = run(server, 0.7)
-        assert server.requests == first.calls + 2  # only the two that failed reached the server again
-        assert second.calls == 2 and second.model_errors == 0 and second.replayed > 0
+        # Only what the cache does not hold reaches the server: the two that failed, and any
+        # samples beyond the first run's (their outcomes now count, so the test may go further).
+        assert server.requests == first.calls + second.calls and second.calls >= 1
+        assert second.model_errors == 0 and second.replayed > 0 and second.replayed + second.calls >= second.n
+        seen = server.requests
         third = run(server, 0.7)
-        assert server.requests == first.calls + 2 and third.calls == 0 and third.cost_usd == 0
+        assert server.requests == seen and third.calls == 0 and third.cost_usd == 0
         assert third.verdict == second.verdict and third.n == second.n and third.k == second.k
         other = run(server, 0.2)  # another temperature is another model: nothing to replay
         assert other.replayed == 0 and other.calls > 0

@@ -245,6 +245,8 @@ def test_the_docstring_examples_run(pytester):
 
 def test_a_deterministic_failure_is_shrunk_reported_and_replayed_from_the_database(pytester, monkeypatch):
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # a plain Hypothesis test: no plugins needed
+    for name in ("CI", "GITHUB_ACTIONS", "TF_BUILD"):  # Hypothesis's CI profile has no example database
+        monkeypatch.delenv(name, raising=False)
     pytester.makepyfile(
         test_guard="""
         from hypothesis import given

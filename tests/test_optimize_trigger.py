@@ -1,0 +1,48 @@
+"""The optimizer as a user sees it: triggered by a regression, proposing, never applying."""
+
+import json
+
+SUITE = """
+import os
+import pytest
+from llmops import checks
+from llmops.optimize.simulate import SimulatedTask
+
+TASK = SimulatedTask(seed=1)
+PROMPT = TASK.baseline if os.environ.get("WHICH") == "baseline" else TASK.regressed
+
+@pytest.fixture
+def llmops_model():
+    return TASK.model
+
+def test_support_bot(llmops):
+    llmops.sample(PROMPT, TASK.cases).expect(checks.exact(), at_least=0.5)
+"""
+
+
+def test_a_regression_starts_the_search_and_the_candidate_is_proposed_not_applied(pytester, monkeypatch):
+    pytester.makepyfile(test_bot=SUITE)
+    monkeypatch.setenv("WHICH", "baseline")
+    pytester.runpytest("--llmops-report-json=base.json").assert_outcomes(passed=1)
+    monkeypatch.setenv("WHICH", "regressed")
+    off = pytester.runpytest("--llmops-baseline=base.json", "--llmops-report-json=off.json")
+    off.assert_outcomes(failed=1)
+    assert "candidates" not in json.loads((pytester.path / "off.json").read_text())
+    source = (pytester.path / "test_bot.py").read_text()
+    on = pytester.runpytest(
+        "--llmops-baseline=base.json",
+        "--llmops-optimize=on-regression",
+        "--llmops-report-json=on.json",
+        "--llmops-report-md=on.md",
+    )
+    on.assert_outcomes(failed=1)  # the test's own verdict is unchanged
+    record = json.loads((pytester.path / "on.json").read_text())
+    (candidate,) = record["candidates"]
+    assert candidate["prompt"] == "support-bot" and candidate["calls"] > 0
+    assert candidate.get("version"), candidate["message"]  # the simulated regression is recoverable
+    assert (pytester.path / ".llmops" / "candidates" / "support-bot.txt").exists()
+    assert (pytester.path / "test_bot.py").read_text() == source  # the user's files are never written
+    on.stdout.fnmatch_lines(
+        ["*llmops candidate for support-bot*", "optimizer: candidate support-bot@*", "*never applied*"]
+    )
+    assert "```diff" in (pytester.path / "on.md").read_text()
