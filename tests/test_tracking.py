@@ -448,3 +448,42 @@ def test_sync_when_the_server_dies_mid_upload_says_how_far_it_got(server, tmp_pa
     monkeypatch.setattr(MlflowStore, "log_session", upload)
     assert cli(args) == 0 and not list(spool_dir.glob("*.json"))
     assert len(runs(MlflowClient(server.url), "midway")) == 2
+
+
+def test_an_optimizer_candidate_is_registered_as_candidate_with_a_nested_run(tmp_path):
+    # The session record is what the plugin logs; the candidate entry comes from a real search.
+    import subprocess as sp
+
+    script = tmp_path / "go.py"
+    script.write_text(
+        """
+import sys
+from llmops import checks, Session
+from llmops.optimize.simulate import SimulatedTask
+from llmops.optimize.trigger import search
+from llmops.tracking.mlflow_store import MlflowStore
+from llmops.tracking import new_record, finish
+
+task = SimulatedTask(seed=1)
+run = Session(model=task.model, test_id="t::t").sample(task.regressed, task.cases)
+run.evaluate(checks.exact(), at_least=0.5)
+run.baseline_prompt = task.baseline
+candidate = search(run, sys.argv[2])
+record = finish(new_record({}, None), [r.to_dict() for r in run.results])
+record["candidates"] = [candidate]
+print(MlflowStore(sys.argv[1], "opt").log_session(record))
+"""
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = sp.run(
+        [sys.executable, str(script), uri, str(tmp_path / "cands")], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    parent = out.stdout.strip().splitlines()[-1]
+    client = MlflowClient(uri)
+    pv = client.get_prompt_version_by_alias("support-bot", "candidate")
+    assert pv.tags["llmops.parent_version"] and float(pv.tags["llmops.recovery"]) > 0.5
+    exp = client.get_experiment_by_name("opt")
+    (child,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert child.data.tags["llmops.candidate"] == f"prompts:/support-bot/{pv.version}"
+    assert "recovery" in child.data.metrics and client.get_metric_history(child.info.run_id, "train")

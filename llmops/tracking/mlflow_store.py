@@ -247,9 +247,67 @@ class MlflowStore:
                 for k in rows[0]
             }
             self.client.log_table(run_id, data=columns, artifact_file=SAMPLES_ARTIFACT)
+        for candidate in record.get("candidates") or ():
+            if candidate.get("version"):
+                self.log_candidate(run_id, candidate, git.get("commit"), ts)
         self.client.set_terminated(run_id, "FINISHED", end_time=ts)
         self.client.set_tag(run_id, COMPLETE_TAG, "true")
         return str(run_id)
+
+    def log_candidate(self, parent_run: str, candidate: dict[str, Any], commit: str | None, ts: int) -> None:
+        """An optimizer's candidate: a registry version with the alias ``candidate`` (never a
+        production alias), tagged with its parent version and held-out numbers, and a nested run
+        under the session's run with the search's trajectory."""
+        from mlflow.entities import Metric, RunTag
+
+        result = candidate.get("result") or {}
+        parts = (result.get("candidate") or {}).get("parts") or []
+        name, version = candidate["prompt"], candidate["version"]
+        recovery = (result.get("recovery") or {}).get("value")
+        tags = {VERSION_TAG: version, "llmops.parent_version": str(candidate.get("incumbent_version", ""))}
+        if recovery is not None:
+            tags["llmops.recovery"] = f"{recovery:.4f}"
+        for t in result.get("test_scores") or ():
+            tags[f"llmops.test.{_key(t['requirement'])[:200]}"] = f"{t['rate']:.4f} ({t['verdict']})"
+        if commit:
+            tags["git_commit"] = commit
+        number = self._find_version(name, version)
+        if number is None:
+            number = int(
+                self.client.register_prompt(
+                    name, to_mlflow_template(parts), commit_message=f"llmops candidate {version}", tags=tags
+                ).version
+            )
+        self.client.set_prompt_alias(name, "candidate", number)
+        run = self.client.create_run(
+            self.experiment_id(),
+            start_time=ts,
+            run_name=f"optimize {name}",
+            tags={"mlflow.parentRunId": parent_run, "llmops.candidate": f"prompts:/{name}/{number}"},
+        )
+        rows = result.get("trajectory") or []
+        metrics = []
+        for step, row in enumerate(rows):
+            for key in ("train", "validation", "calls", "total_calls"):
+                v = row.get(key)
+                if isinstance(v, dict):
+                    v = v.get("joint")
+                if isinstance(v, (int, float)) and v == v:
+                    metrics.append(Metric(key, float(v), ts, step))
+        if recovery is not None:
+            metrics.append(Metric("recovery", float(recovery), ts, 0))
+        for i in range(0, len(metrics), 500):
+            self.client.log_batch(run.info.run_id, metrics=metrics[i : i + 500])
+        if rows:
+            columns = {
+                k: [json.dumps(r.get(k)) if isinstance(r.get(k), (dict, list)) else r.get(k) for r in rows]
+                for k in rows[0]
+            }
+            self.client.log_table(run.info.run_id, data=columns, artifact_file="llmops/trajectory.json")
+        self.client.log_batch(
+            run.info.run_id, tags=[RunTag("llmops.stopped_because", str(candidate.get("stopped_because")))]
+        )
+        self.client.set_terminated(run.info.run_id, "FINISHED", end_time=ts)
 
     def register_prompts(self, results: list[dict[str, Any]], commit: str | None) -> dict[str, tuple[str, int]]:
         """Register each prompt version once (same text, same registry version)."""
