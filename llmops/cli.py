@@ -153,6 +153,22 @@ def plot_history(rows: list[HistoryRow], prompt: str, path: Path) -> None:
     plt.close(fig)
 
 
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """Run pytest on the tests with --llmops-optimize=on-fail; its exit code is ours."""
+    import shlex
+    import subprocess
+
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *args.nodeids,
+        "--llmops-optimize=on-fail",
+        *shlex.split(args.pytest_args),
+    ]
+    return subprocess.run(command, check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmops", description="llmops: statistical prompt tests")
     common = argparse.ArgumentParser(add_help=False)
@@ -177,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("prompt")
     p.add_argument("--plot", type=Path, default=None, help="also write a PNG plot here")
     p.set_defaults(fn=cmd_history)
+
+    p = sub.add_parser(
+        "optimize",
+        help="run the named tests with the optimizer on: a candidate for each prompt that fails or regresses",
+    )
+    p.add_argument("nodeids", nargs="+", help="pytest node ids or paths, e.g. tests/test_triage.py::test_category")
+    p.add_argument("--pytest-args", default="", help="more pytest arguments, quoted, e.g. '--llmops-baseline=baseline'")
+    p.set_defaults(fn=cmd_optimize)
 
     from llmops.report.commands import add_cli as add_report
 

@@ -46,3 +46,30 @@ def test_a_regression_starts_the_search_and_the_candidate_is_proposed_not_applie
         ["*llmops candidate for support-bot*", "optimizer: candidate support-bot@*", "*never applied*"]
     )
     assert "```diff" in (pytester.path / "on.md").read_text()
+
+
+def test_llmops_optimize_runs_the_named_tests_with_the_optimizer_on(pytester, monkeypatch):
+    import subprocess
+    import sys
+
+    pytester.makepyfile(test_bot=SUITE)
+    monkeypatch.setenv("WHICH", "regressed")
+    monkeypatch.setenv("LLMOPS_TRACKING", "off")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmops.cli",
+            "optimize",
+            "test_bot.py::test_support_bot",
+            "--pytest-args",
+            "-p no:cacheprovider",
+        ],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 1, out.stdout[-2000:]  # the test still fails: a candidate is only proposed
+    assert "llmops candidate for support-bot" in out.stdout  # on-fail: no baseline needed
+    assert (pytester.path / ".llmops" / "candidates" / "support-bot.txt").exists()
