@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llmops.errors import ConfigError, LlmopsError
+from llmops.errors import ConfigError, StopSampling
 
 Price = tuple[float, float]
 
@@ -62,7 +62,7 @@ def cost_of(price: Price | None, tokens_in: int, tokens_out: int) -> float | Non
     return None if price is None else (tokens_in * price[0] + tokens_out * price[1]) / 1e6
 
 
-class BudgetSpent(LlmopsError):
+class BudgetSpent(StopSampling):
     """The session's budget is spent: no more model calls."""
 
 

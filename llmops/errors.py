@@ -8,6 +8,7 @@ LlmopsError                    base: every message names the thing and the fix
 ├── ModelError                 a model that cannot be built or reached
 ├── MissingDependency          an optional extra that is not installed
 ├── ErrorBudgetExceeded        too many samples ended in errors to decide (pytest ERROR)
+├── StopSampling               no more calls: BudgetSpent (llmops.costs), ModelUnavailable
 └── NotDecided                 no verdict at the stated rates: too few cases for population
                                'inputs', or a baseline comparison undecided at its cap (pytest ERROR)
 
@@ -56,6 +57,15 @@ class ErrorBudgetExceeded(LlmopsError):
     def __init__(self, message: str, result: Any = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class StopSampling(LlmopsError):
+    """Sampling stopped before a verdict: the session's budget is spent, or the model keeps
+    failing permanently (401, 403, 404...).  The requirement ends as ERROR saying why."""
+
+
+class ModelUnavailable(StopSampling):
+    """Several permanent errors in a row: the model is not called again in this session."""
 
 
 class NotDecided(LlmopsError):

@@ -23,10 +23,18 @@ from llmops.checks.base import Check, Outcome
 from llmops.config import Settings, default_tolerance
 from llmops.costs import Budget, BudgetSpent, cost_of, price_of
 from llmops.designs import PairedRule, SprtRule, Stream, stream_for
-from llmops.errors import CheckError, ConfigError, ErrorBudgetExceeded, NotDecided, RequirementFailed
+from llmops.errors import (
+    CheckError,
+    ConfigError,
+    ErrorBudgetExceeded,
+    ModelUnavailable,
+    NotDecided,
+    RequirementFailed,
+    StopSampling,
+)
 from llmops.models import Model, model_identity
 from llmops.prompts import Message, Prompt
-from llmops.sampling import Request, Sample, Sampler, sample_seed
+from llmops.sampling import Breaker, Request, Sample, Sampler, sample_seed
 from llmops.stats import FAIL, PASS, clopper_pearson_lower, clopper_pearson_upper, sequential_design, wilson
 from llmops.stats.paired import NOT_WORSE, REGRESSED, paired_design
 from llmops.stats.planning import fixed_n
@@ -228,8 +236,10 @@ class Run:
         false_alarm_for: Callable[[float, bool], tuple[float, float]] | None = None,
         budget: Budget | None = None,
         pinned: dict[str, Any] | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
         self.prompt = prompt
+        self._breaker = breaker
         self._pinned = {k: v for k, v in (pinned or {}).items() if k != "model"}
         self.cases: list[Case] = as_cases(cases)
         keys: dict[str, str] = {}
@@ -260,6 +270,7 @@ class Run:
             cache=settings.cache,  # the response cache: replayed samples count, cost nothing
             cache_path=settings.cache_path,
             on_sample=(lambda _sample: on_draw(1)) if on_draw is not None else None,  # progress per sample
+            breaker=breaker,  # a model that keeps failing permanently is not called again
         )
         self._messages: dict[tuple[str, int], list[Message]] = {}
         self._samples: dict[tuple[str, int, int], Sample] = {}  # (prompt version, case position, index)
@@ -301,6 +312,11 @@ class Run:
         for prompt, pos, index in todo.values():
             by_prompt.setdefault(prompt.version, []).append(
                 Request(self.cases[pos].key, index, self._render(prompt, pos))
+            )
+        cause = self._breaker.cause(self._sampler.breaker_key) if self._breaker is not None else None
+        if cause:
+            raise ModelUnavailable(
+                f"model {self.model.id}: {cause}; fix the key, the model name or the permissions and run again"
             )
         if self._budget is not None:
             if self._budget.kind == "usd" and self._price is None:
@@ -458,7 +474,7 @@ class Run:
             self._on_draw(0)  # sampling starts: the live line shows before the first call returns
         try:
             pos = self._walk(req, s, stream, rule, arm, calls, looked, counts)
-        except BudgetSpent as e:
+        except StopSampling as e:
             rule.verdict, stopped, pos = ERROR, str(e), counts.positions
         verdict = rule.verdict
         if verdict is None or (verdict != ERROR and counts.blown(s.error_budget, final=True)):
@@ -471,7 +487,7 @@ class Run:
             for start in range(pos, end, s.concurrency):
                 slots = [stream[j] for j in range(start, min(end, start + s.concurrency))]
                 calls += self._draw([(self.prompt, c, i) for c, i in slots])
-        except BudgetSpent as e:
+        except StopSampling as e:
             if arm.rule is not None and arm.rule.verdict is None:
                 arm.rule.stop(ERROR)
                 arm.stopped = str(e)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 import threading
 import time
@@ -62,6 +63,36 @@ class Request:
     case_id: str
     index: int
     messages: list[Message]
+
+
+#: Permanent errors in a row after which a model is not called again in the session.
+PERMANENT_LIMIT = 3
+
+
+class Breaker:
+    """Stops calling a model after PERMANENT_LIMIT permanent errors in a row (a wrong key, an
+    unknown model): every further call would fail the same way.  One per session."""
+
+    def __init__(self, limit: int = PERMANENT_LIMIT) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._runs: dict[str, tuple[int, str]] = {}  # model id -> (permanent errors in a row, last)
+
+    def record(self, model_id: str, permanent_error: str | None) -> None:
+        with self._lock:
+            if permanent_error is None:
+                self._runs.pop(model_id, None)
+            else:
+                count, _ = self._runs.get(model_id, (0, ""))
+                self._runs[model_id] = (count + 1, permanent_error)
+
+    def cause(self, model_id: str) -> str | None:
+        """Why the model is not called any more, or None."""
+        with self._lock:
+            count, last = self._runs.get(model_id, (0, ""))
+        if count < self.limit:
+            return None
+        return f"the model is not called again in this session after {count} permanent errors in a row: {last}"
 
 
 def status_code(exc: BaseException) -> int | None:
@@ -116,8 +147,10 @@ class Sampler:
         on_sample: Callable[[Sample], None] | None = None,
         cache: ResponseCache | str | None = None,
         cache_path: str | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
         self.model = model
+        self.breaker = breaker  # records permanent errors in a row, to stop calling a doomed model
         self.concurrency = concurrency
         self.timeout = timeout
         self.retries = retries
@@ -128,6 +161,9 @@ class Sampler:
         # ``cache``: a ResponseCache, or a mode (off, read, write, readwrite) for the file at
         # ``cache_path``.  A model that cannot be named is never cached.
         self.identity = model_identity(model)
+        # What the breaker knows a model by: its settings (two clients of one model at two base
+        # URLs are two models), else its id.
+        self.breaker_key = json.dumps(self.identity, sort_keys=True, default=str) if self.identity else model.id
         if isinstance(cache, str):
             cache = open_cache(cache, cache_path)
         self.cache = cache if self.identity is not None else None
@@ -224,6 +260,8 @@ class Sampler:
             start = time.perf_counter()
             try:
                 c = await asyncio.wait_for(self.model.generate(r.messages, seed=seed), self.timeout)
+                if self.breaker is not None:
+                    self.breaker.record(self.breaker_key, None)
                 return Sample(
                     r.case_id,
                     r.index,
@@ -244,6 +282,8 @@ class Sampler:
                     transient = is_transient(exc)
                 if not transient or attempt > self.retries:
                     kind = "permanent" if not transient else f"after {attempt} attempts"
+                    if self.breaker is not None:
+                        self.breaker.record(self.breaker_key, None if transient else message)
                     return Sample(
                         r.case_id,
                         r.index,

@@ -11,6 +11,7 @@ from llmops.costs import Budget, budget_from
 from llmops.evaluation import Result, Run
 from llmops.models import Model, resolve_model
 from llmops.prompts import Prompt
+from llmops.sampling import Breaker
 
 
 class Session:
@@ -39,6 +40,7 @@ class Session:
         family_share: float | None = None,
         budget: Budget | None = None,
         pinned: dict[str, Any] | None = None,
+        breaker: Breaker | None = None,
         **overrides: Any,
     ) -> None:
         self.settings = (settings or Settings()).replace("Session()", session=True, **overrides)
@@ -60,6 +62,8 @@ class Session:
         self.pinned = dict(pinned or {})
         self.results: list[Result] = []
         self.runs: list[Run] = []
+        # A model that keeps failing permanently is not called again (shared per pytest session).
+        self.breaker = breaker if breaker is not None else Breaker()
 
     @property
     def model(self) -> Model:
@@ -89,6 +93,7 @@ class Session:
             false_alarm_for=self._false_alarm_for if self._family is not None else None,
             budget=self.budget,
             pinned=self.pinned,
+            breaker=self.breaker,
         )
         self.runs.append(run)
         return run

@@ -28,6 +28,7 @@ settings_key = pytest.StashKey[Settings]()
 baseline_key = pytest.StashKey[Any]()
 budget_key = pytest.StashKey[Any]()
 pinned_key = pytest.StashKey[dict[str, Any]]()
+breaker_key = pytest.StashKey[Any]()
 family_key = pytest.StashKey[float | None]()
 item_results_key = pytest.StashKey[list[Any]]()
 item_candidates_key = pytest.StashKey[list[Any]]()
@@ -89,6 +90,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # a wrong alias or an unreachable server is a usage error, not a session of wasted calls.
     config.stash[baseline_key] = None
     config.stash[budget_key] = None
+    from llmops.sampling import Breaker
+
+    config.stash[breaker_key] = Breaker()  # one per session (per xdist worker)
     if settings.budget is not None:
         # One budget for the whole session: the controller names a file that xdist workers
         # (started after this, with this environment) share under a lock.
@@ -178,6 +182,7 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Iterator[Any]:
         baseline=request.config.stash[baseline_key],
         budget=request.config.stash[budget_key],
         pinned=request.config.stash[pinned_key],
+        breaker=request.config.stash[breaker_key],
         family_share=request.config.stash[family_key],
     )
     yield session
