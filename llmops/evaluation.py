@@ -531,6 +531,22 @@ class Run:
                     break
         return pos
 
+    def _named(self, req: Requirement) -> dict[str, Any]:
+        """The fields that say which requirement of which prompt a Result is about."""
+        return {
+            "prompt": self.prompt.name,
+            "prompt_version": self.prompt.version,
+            "model": self.model.id,
+            "check": req.check.name,
+            "check_params": dict(req.check.params),
+            "description": req.check.description,
+            "direction": req.direction,
+            "threshold": req.threshold,
+            "tolerance": req.tolerance,
+            "false_alarm": req.false_alarm,
+            "miss": req.miss,
+        }
+
     def _planned(self, req: Requirement, s: Settings, design: Any, arm: _Arm) -> Result:
         """--llmops-plan: what this requirement would cost, from its design; no model call.
 
@@ -558,17 +574,7 @@ class Run:
             plan["cost_max"] = per_call * plan["max"]
         nan = float("nan")
         return Result(
-            prompt=self.prompt.name,
-            prompt_version=self.prompt.version,
-            model=self.model.id,
-            check=req.check.name,
-            check_params=dict(req.check.params),
-            description=req.check.description,
-            direction=req.direction,
-            threshold=req.threshold,
-            tolerance=req.tolerance,
-            false_alarm=req.false_alarm,
-            miss=req.miss,
+            **self._named(req),
             k=0,
             n=0,
             errors=0,
@@ -676,17 +682,7 @@ class Run:
         tokens_out = sum(x.output_tokens or 0 for x in calls)
         comparison = arm.comparison(req, self.prompt.version)
         return Result(
-            prompt=self.prompt.name,
-            prompt_version=self.prompt.version,
-            model=self.model.id,
-            check=req.check.name,
-            check_params=dict(req.check.params),
-            description=req.check.description,
-            direction=req.direction,
-            threshold=req.threshold,
-            tolerance=req.tolerance,
-            false_alarm=req.false_alarm,
-            miss=req.miss,
+            **self._named(req),
             k=k,
             n=n,
             errors=counts.model_errors + counts.check_errors,

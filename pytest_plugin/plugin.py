@@ -90,9 +90,6 @@ def pytest_configure(config: pytest.Config) -> None:
     # a wrong alias or an unreachable server is a usage error, not a session of wasted calls.
     config.stash[baseline_key] = None
     config.stash[budget_key] = None
-    from llmops.sampling import Breaker
-
-    config.stash[breaker_key] = Breaker()  # one per session (per xdist worker)
     if settings.budget is not None:
         # One budget for the whole session: the controller names a file that xdist workers
         # (started after this, with this environment) share under a lock.
@@ -182,7 +179,7 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Iterator[Any]:
         baseline=request.config.stash[baseline_key],
         budget=request.config.stash[budget_key],
         pinned=request.config.stash[pinned_key],
-        breaker=request.config.stash[breaker_key],
+        breaker=_breaker(request.config),
         family_share=request.config.stash[family_key],
     )
     yield session
@@ -206,6 +203,16 @@ def _optimize(request: pytest.FixtureRequest, session: Any, settings: Settings) 
             except Exception as e:  # the search is extra information: it never errors a test
                 found.append({"prompt": run.prompt.name, "test_id": run.test_id, "message": f"optimizer failed: {e}"})
     request.node.stash[item_candidates_key] = found
+
+
+def _breaker(config: pytest.Config) -> Any:
+    """One per session (per xdist worker), made when a test first samples: pytest's start-up
+    in a project that does not use llmops never imports the sampler."""
+    if breaker_key not in config.stash:
+        from llmops.sampling import Breaker
+
+        config.stash[breaker_key] = Breaker()
+    return config.stash[breaker_key]
 
 
 @pytest.hookimpl(wrapper=True)
