@@ -16,10 +16,11 @@ import fcntl
 import json
 import os
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from llmops.errors import ConfigError, StopSampling
 
@@ -60,6 +61,48 @@ def price_of(model_id: str, given: Price | None = None, table_path: str | None =
 
 def cost_of(price: Price | None, tokens_in: int, tokens_out: int) -> float | None:
     return None if price is None else (tokens_in * price[0] + tokens_out * price[1]) / 1e6
+
+
+class _Drawn(Protocol):
+    """What ``spend`` reads of a drawn sample (``llmops.sampling.Sample``)."""
+
+    @property
+    def cached(self) -> bool: ...
+    @property
+    def input_tokens(self) -> int | None: ...
+    @property
+    def output_tokens(self) -> int | None: ...
+
+
+D = TypeVar("D", bound=_Drawn)
+
+
+def spend(
+    budget: Budget | None,
+    price: Price | None,
+    what: str,
+    calls: int,
+    draw: Callable[[], list[D]],
+    *,
+    fix: str = "give --llmops-price IN,OUT or a --llmops-prices table",
+) -> list[D]:
+    """``draw()`` of up to ``calls`` samples within the session's budget.
+
+    The calls are reserved before (BudgetSpent when they do not fit), the ones replayed from
+    the cache refunded after, and what the live ones cost charged.  A dollar budget needs
+    the price of ``what`` (a model): without it nothing is drawn and ``fix`` says what to do.
+    """
+    if budget is None:
+        return draw()
+    if budget.kind == "usd" and price is None:
+        raise BudgetSpent(f"a budget of {budget.describe()} needs a price for {what}, and none is known; {fix}")
+    budget.reserve(calls)
+    drawn = draw()
+    live = [x for x in drawn if not x.cached]
+    budget.refund(len(drawn) - len(live))
+    tokens = (sum(x.input_tokens or 0 for x in live), sum(x.output_tokens or 0 for x in live))
+    budget.charge(len(live), cost_of(price, *tokens))
+    return drawn
 
 
 class BudgetSpent(StopSampling):

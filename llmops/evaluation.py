@@ -20,8 +20,9 @@ from typing import Any
 from llmops.baseline import Baseline, Entry, requirement_key
 from llmops.cases import Case, as_cases
 from llmops.checks.base import Check, Outcome
+from llmops.checks.judge import Judged, JudgeMeter, JudgeStats, judge_stats
 from llmops.config import Settings, default_tolerance
-from llmops.costs import Budget, BudgetSpent, cost_of, price_of
+from llmops.costs import Budget, cost_of, price_of, spend
 from llmops.designs import PairedRule, SprtRule, Stream, stream_for
 from llmops.errors import (
     CheckError,
@@ -93,7 +94,7 @@ class Result:
     k: int  # samples where the check passed (at_least) or found a violation (at_most)
     n: int  # samples with an answer (errors left out)
     errors: int  # model errors + check errors among the samples the verdict looked at
-    calls: int  # model calls this requirement made (each call counted once; baseline calls included)
+    calls: int  # model calls this requirement made (each counted once; baseline calls in, judge calls not)
     rate: float  # k / n
     interval: tuple[float, float]  # 95% two-sided, for display
     bound: float  # exact one-sided bound on the side of the requirement
@@ -127,6 +128,7 @@ class Result:
     trace: str = ""  # pass-scale outcome per stream position: 1, 0, e (for a stored baseline)
     trace_cases: tuple[int, ...] = ()  # case position per stream position
     samples: tuple[dict[str, Any], ...] = ()  # one row per sample looked at: the drill-down table
+    judge: JudgeStats | None = None  # the judge's calls, tokens, cost and agreement, apart from ``calls``
 
     @property
     def passed(self) -> bool:
@@ -164,6 +166,7 @@ class Result:
             c["difference"] = _nan(c.get("difference"))
             c["interval"] = tuple(_nan(x) for x in c["interval"])
             d["comparison"] = Comparison(**c)
+        d["judge"] = JudgeStats.from_dict(d["judge"]) if d.get("judge") else None
         return cls(**d)
 
 
@@ -275,6 +278,8 @@ class Run:
         self._messages: dict[tuple[str, int], list[Message]] = {}
         self._samples: dict[tuple[str, int, int], Sample] = {}  # (prompt version, case position, index)
         self._outcomes: dict[tuple[Check, str, int, int], Outcome] = {}
+        self._judged: list[Judged] = []  # outputs judged (by a judge inside a check) since evaluate() began
+        self._meter: JudgeMeter | None = None
         self._streams: dict[str, Stream] = {}
         self.results: list[Result] = []
         self.requirements: list[Requirement] = []  # what the test declared, for the optimizer
@@ -318,20 +323,13 @@ class Run:
             raise ModelUnavailable(
                 f"model {self.model.id}: {cause}; fix the key, the model name or the permissions and run again"
             )
-        if self._budget is not None:
-            if self._budget.kind == "usd" and self._price is None:
-                raise BudgetSpent(
-                    f"a budget of {self._budget.describe()} needs a price for model {self.model.id}, and none is "
-                    "known; give --llmops-price IN,OUT or a --llmops-prices table"
-                )
-            self._budget.reserve(len(todo))  # raises BudgetSpent when they do not fit
-        new = self._sampler.draw_many(by_prompt)
-        drawn = [x for samples in new.values() for x in samples]
-        if self._budget is not None:
-            live = [x for x in drawn if not x.cached]
-            self._budget.refund(len(drawn) - len(live))
-            tokens = (sum(x.input_tokens or 0 for x in live), sum(x.output_tokens or 0 for x in live))
-            self._budget.charge(len(live), cost_of(self._price, *tokens))
+        drawn = spend(  # within the session's budget: BudgetSpent when the calls do not fit
+            self._budget,
+            self._price,
+            f"model {self.model.id}",
+            len(todo),
+            lambda: [x for samples in self._sampler.draw_many(by_prompt).values() for x in samples],
+        )
         for x in drawn:
             self._samples[(x.prompt_version, self._position[x.case_id], x.index)] = x
         return drawn
@@ -345,11 +343,23 @@ class Run:
         if key not in self._outcomes:
             assert sample.output is not None
             try:
-                self._outcomes[key] = check(sample.output, self.cases[pos])
+                with self._judge_meter():  # a judge inside the check: cached, budgeted, counted apart
+                    self._outcomes[key] = check(sample.output, self.cases[pos])
+            except StopSampling:
+                raise  # the session's budget, spent by the judge's calls
             except Exception as e:  # a Check that is not made by @check may raise
                 self._outcomes[key] = Outcome("error", f"check {check.name} raised {type(e).__name__}: {e}")
         o = self._outcomes[key]
         return o, ("check" if o.status == "error" else "ok")
+
+    def _judge_meter(self) -> JudgeMeter:
+        """What a judge asked by a check gets from this run: the response cache, the budget, the prices."""
+        if self._meter is None:
+            from llmops.cache import open_cache
+
+            cache = open_cache(self.settings.cache, self.settings.cache_path)
+            self._meter = JudgeMeter(cache, self._budget, self.settings.prices, self._judged)
+        return self._meter
 
     # -- requirements ----------------------------------------------------------------------
 
@@ -395,7 +405,9 @@ class Run:
         req = self._requirement(check, at_least, at_most, overrides)
         self.requirements.append(req)
         settings = self._settings(overrides)
-        result = _with_message(self._decide(req, settings))
+        self._judged.clear()  # what judges spend from here on is this requirement's, each output once
+        result = self._decide(req, settings)
+        result = _with_message(dataclasses.replace(result, judge=judge_stats(self._judged)))
         self.results.append(result)
         if self._on_result is not None:
             self._on_result(result)
@@ -671,7 +683,10 @@ class Run:
         j = 0
         while (stream.limit is None or j < stream.limit) and (self.prompt.version, *stream[j]) in self._samples:
             c, i = stream[j]
-            o, kind = self._outcome(req.check, self.prompt.version, c, i)
+            try:
+                o, kind = self._outcome(req.check, self.prompt.version, c, i)
+            except StopSampling:  # a judge in the check, out of budget: the trace ends here
+                break
             trace.append("e" if kind != "ok" else ("1" if req.good(o) else "0"))
             trace_cases.append(c)
             j += 1

@@ -444,6 +444,8 @@ class Collector:
         self.verdicts[result.verdict] = self.verdicts.get(result.verdict, 0) + 1
         name = result.test_id.split("::", 1)[-1]
         reused = f", reused {result.reused} samples" if result.reused else ""
+        if result.judge is not None:  # apart from the model under test's calls
+            reused += f", {result.judge.calls} judge calls"
         versus = ""
         if result.comparison is not None:
             versus = f"; vs baseline: {result.comparison.verdict}"

@@ -4,12 +4,14 @@ import json
 import math
 import re
 import threading
+import xml.etree.ElementTree as ET
 
 import pytest
+from mlflow import MlflowClient  # imported once, here: numpy cannot be loaded twice in one process
 
 from llmops import Case, Check, FunctionModel, Prompt, Session, checks
 from llmops.checks.judge import JudgeOutcome, parse_reply
-from llmops.errors import CheckError, ErrorBudgetExceeded
+from llmops.errors import CheckError, ConfigError, ErrorBudgetExceeded
 from llmops.models import Completion
 
 CASE = Case({"question": "Where is my order?"})
@@ -98,6 +100,8 @@ def test_the_judge_is_a_check_with_recorded_settings():
         ({"output_format": "stars"}, "output_format"),
         ({"repeats": 0}, "repeats"),
         ({"pass_score": 7}, "pass_score"),
+        ({"price": (0.15,)}, "price: expected 'INPUT,OUTPUT'"),
+        ({"price": (-1, 2)}, "prices cannot be negative"),
     ]:
         args = {"rubric": "r", "model": scripted_judge(1.0), **kwargs}
         with pytest.raises(CheckError, match=message):
@@ -248,3 +252,333 @@ def test_the_embedded_model_as_judge_is_an_error_when_its_reply_does_not_parse()
         assert out.reason.startswith("judge reply unusable") and out.votes == ("error",)
     else:
         assert out.status in ("pass", "fail") and out.votes == (out.status,) and "(score " in out.reason
+
+
+# -- the judge's calls in a run: counted, cached, priced and budgeted apart from the model's ----
+
+JUDGE_CONFTEST = '''
+import json, os, random, re
+import pytest
+from llmops import FunctionModel
+from llmops.models import Completion
+
+RESPONSE = re.compile(r"<<<RESPONSE (\\w+)>>>\\n(.*)\\n<<<END \\1>>>", re.S)
+
+
+class ScriptedJudge:
+    """Grades right with probability q (an output holding GOOD deserves a pass), 100 tokens in and
+    10 out per call; it names its settings (identity), so its answers go to the response cache.
+    Each real call is written to $JUDGE_LOG: the count llmops reports is checked against it."""
+
+    def __init__(self, q):
+        self.q = q
+        self.id = f"scripted-judge:{q}"
+        self.identity = {"q": q}
+
+    async def generate(self, messages, *, seed):
+        with open(os.environ["JUDGE_LOG"], "a") as f:
+            f.write(self.id + "\\n")
+        deserved = "GOOD" in RESPONSE.search(messages[-1][1]).group(2)
+        verdict = deserved if random.Random(seed).random() < self.q else not deserved
+        reply = {"score": 5 if verdict else 2, "reason": "meets it" if verdict else "misses it"}
+        return Completion(json.dumps(reply), input_tokens=100, output_tokens=10)
+
+
+@pytest.fixture
+def scripted_judge():
+    return ScriptedJudge
+
+
+@pytest.fixture
+def llmops_model():
+    # every output differs (a random tail), so each sample is its own question for the judge
+    return FunctionModel(lambda text, rng: f"{'GOOD' if rng.random() < 0.9 else 'BAD'} answer {rng.random():.12f}", id="support")
+'''
+
+JUDGE_SUITE = """
+from llmops import Case, Prompt, checks
+
+P = Prompt("support", "Customer asks: {q}")
+CASES = [Case({"q": f"where is order {i}?"}) for i in range(6)]
+
+def test_good_judge(llmops, scripted_judge):
+    j = checks.judge("Answers the question.", model=scripted_judge(1.0), repeats=3, price=(1.0, 2.0))
+    llmops.sample(P, CASES).expect(j, at_least=0.7)
+
+def test_weak_judge(llmops, scripted_judge):
+    j = checks.judge("Answers the question.", model=scripted_judge(0.6), repeats=3)
+    llmops.sample(P, CASES).expect(j, at_least=0.3)
+"""
+
+REPORTS = ("--llmops-report-json=out.json", "--llmops-report-md=out.md", "--llmops-report-html=out.html")
+
+
+def _run_judged_suite(pytester, tag: str):
+    result = pytester.runpytest(
+        "--llmops-price=0.5,1.5", *(a.replace("out.", f"{tag}.") for a in REPORTS), f"--junitxml={tag}.xml"
+    )
+    result.assert_outcomes(passed=2)
+    record = json.loads((pytester.path / f"{tag}.json").read_text())
+    by_test = {r["test_id"].split("::")[1]: r for r in record["results"]}
+    return result, record, by_test["test_good_judge"], by_test["test_weak_judge"]
+
+
+def _logged_calls(pytester) -> dict[str, int]:
+    log = pytester.path / "judge.log"
+    lines = log.read_text().split() if log.exists() else []
+    return {q: lines.count(f"scripted-judge:{q}") for q in ("1.0", "0.6")}
+
+
+def test_judge_calls_are_counted_priced_and_shown_apart_then_replayed_from_the_cache(pytester, monkeypatch):
+    """Judge calls = outputs judged x repeats, apart from the model's calls; priced with the
+    judge's own price (unknown, not $0, when it has none, whatever --llmops-price says); a
+    judge right 60% of the time is flagged in every report; a second run asks it nothing."""
+    from jsonschema import Draft202012Validator
+
+    from llmops.report import json as json_report
+
+    monkeypatch.setenv("JUDGE_LOG", str(pytester.path / "judge.log"))
+    pytester.makeconftest(JUDGE_CONFTEST)
+    pytester.makepyfile(test_support=JUDGE_SUITE)
+    result, record, good, weak = _run_judged_suite(pytester, "first")
+    Draft202012Validator(json_report.SCHEMA).validate(record)
+    assert record["schema_version"] == 2
+    logged = _logged_calls(pytester)
+    for r, q in ((good, "1.0"), (weak, "0.6")):
+        j = r["judge"]
+        assert j["models"] == [f"scripted-judge:{q}"] and j["repeats"] == 3
+        # every sample drawn was judged once, three times over; the model's calls are its own
+        assert j["calls"] == logged[q] == 3 * j["outputs"] == 3 * r["calls"] > 0 and j["replayed"] == 0
+        assert (j["input_tokens"], j["output_tokens"]) == (100 * j["calls"], 10 * j["calls"])
+        assert r["input_tokens"] == 0 and r["cost_usd"] == 0.0  # the model's own price, the session's
+        assert j["agreed"] == j["outputs"] and j["unparsed"] == j["failed_calls"] == 0
+    assert good["judge"]["cost_usd"] == pytest.approx(good["judge"]["calls"] * (100 * 1.0 + 10 * 2.0) / 1e6)
+    assert weak["judge"]["cost_usd"] is None  # no price for this judge: unknown, never $0
+    assert good["judge"]["agreement"] == 1 and good["judge"]["low_agreement"] == 0
+    # A judge right with probability q = 0.6 splits its three repeats with probability
+    # 1 - q^3 - (1-q)^3 = 0.72; its mean agreement (majority share) is 1 - 0.72/3 = 0.76.
+    n, split = weak["judge"]["agreed"], 1 - 0.6**3 - 0.4**3
+    assert abs(weak["judge"]["low_agreement"] / n - split) < 4 * math.sqrt(split * (1 - split) / n)
+    assert abs(weak["judge"]["agreement"] - (1 - split / 3)) < 4 * math.sqrt(split * (1 - split) / n) / 3
+
+    out = result.stdout.str()
+    model_calls = good["calls"] + weak["calls"]
+    judge_calls = good["judge"]["calls"] + weak["judge"]["calls"]
+    assert f"; {model_calls} model calls;" in out
+    assert (
+        f"{judge_calls} judge calls (scripted-judge:1.0, scripted-judge:0.6), 0 judge answers replayed from the "
+        f"cache, {110 * judge_calls} judge tokens, judge cost ${good['judge']['cost_usd']:.4f} (where a price is known)"
+    ) in out
+    assert f"{good['calls']} +{good['judge']['calls']} judge" in out  # the row: model calls, then the judge's
+    warnings = [line for line in out.splitlines() if "LOW JUDGE AGREEMENT" in line]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        "WARNING test_weak_judge: judged by scripted-judge:0.6: Answers the question. >= 30%: LOW JUDGE AGREEMENT: on "
+        f"{weak['judge']['low_agreement']} of {weak['judge']['agreed']} outputs"
+    )
+    md = (pytester.path / "first.md").read_text()
+    assert f"{judge_calls} judge calls" in md and "🟡 **WARNING** `test_weak_judge`:" in md
+    assert md.count("LOW JUDGE AGREEMENT: on ") == 1  # (each output's reason says whether its repeats split)
+    page = (pytester.path / "first.html").read_text()
+    assert page.count("LOW JUDGE AGREEMENT: on ") == 2  # what went wrong, and under the requirement
+    assert f"{judge_calls} judge calls" in page and f"{good['calls']} + {good['judge']['calls']} judge" in page
+    props = {
+        c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")}
+        for c in ET.parse(pytester.path / "first.xml").getroot().iter("testcase")
+    }
+    assert props["test_good_judge"]["llmops.1.judge_calls"] == str(good["judge"]["calls"])
+    assert props["test_good_judge"]["llmops.1.judge_low_agreement"] == "false"
+    assert props["test_weak_judge"]["llmops.1.judge_low_agreement"] == "true"
+    assert props["test_weak_judge"]["llmops.1.judge_cost_usd"] == "nan"
+
+    # The second run: the same outputs, so the same questions; the judge is asked nothing.
+    result2, _, good2, weak2 = _run_judged_suite(pytester, "second")
+    assert _logged_calls(pytester) == logged
+    for r, r2 in ((good, good2), (weak, weak2)):
+        assert r2["judge"]["calls"] == 0 and r2["judge"]["replayed"] == r["judge"]["calls"]
+        assert (r2["calls"], r2["k"], r2["n"], r2["verdict"]) == (r["calls"], r["k"], r["n"], r["verdict"])
+        assert r2["judge"]["low_agreement"] == r["judge"]["low_agreement"]
+    assert good2["judge"]["cost_usd"] == 0.0 and weak2["judge"]["cost_usd"] is None
+    assert f"0 judge calls (scripted-judge:1.0, scripted-judge:0.6), {judge_calls} judge answers replayed" in (
+        result2.stdout.str()
+    )
+
+
+def numbered_model(p_good: float = 0.9) -> FunctionModel:
+    """Outputs that all differ, GOOD with probability p_good."""
+    return FunctionModel(lambda t, rng: f"{'GOOD' if rng.random() < p_good else 'BAD'} {rng.random():.12f}", id="m")
+
+
+def counting_judge(calls: list[str]) -> FunctionModel:
+    """A perfect judge that notes each call."""
+    lock = threading.Lock()
+
+    def fn(text, rng):
+        with lock:
+            calls.append(graded(text))
+        return json.dumps({"score": 5 if "GOOD" in graded(text) else 1, "reason": "r"})
+
+    return FunctionModel(fn, id="counting-judge")
+
+
+CASES = [Case({"question": f"order {i}?"}) for i in range(5)]
+SUPPORT = Prompt("support", "{question}")
+
+
+def test_requirements_sharing_a_judge_ask_it_once_per_sample_and_repeat():
+    calls: list[str] = []
+    j = checks.judge("Answers the question.", model=counting_judge(calls), repeats=2)
+    run = Session(model=numbered_model()).sample(SUPPORT, CASES)
+    first = run.evaluate(j, at_least=0.5)
+    second = run.evaluate(j, at_least=0.8)
+    assert second.reused > 0  # samples the first requirement drew (and had judged)
+    assert first.judge.calls + second.judge.calls == len(calls) == 2 * run.calls
+    assert len(set(calls)) == run.calls  # each output judged by one pair of calls, never again
+    assert (first.judge.outputs, second.judge.outputs) == (first.calls, second.calls)
+
+
+def test_the_session_budget_counts_the_judges_calls():
+    from llmops.costs import Budget
+
+    calls: list[str] = []
+    budget = Budget("calls", 40)
+    run = Session(model=numbered_model(1.0), budget=budget).sample(SUPPORT, CASES)
+    j = checks.judge("Answers the question.", model=counting_judge(calls), repeats=3)
+    with pytest.raises(ErrorBudgetExceeded) as e:
+        run.expect(j, at_least=0.99)  # needs hundreds of samples: the budget ends it
+    r = e.value.result
+    assert r.verdict == "ERROR" and "budget of 40 calls is spent" in r.stopped
+    assert r.judge.calls == len(calls) and r.calls + r.judge.calls == budget.spent()["calls"] <= 40
+
+
+def test_a_dollar_budget_needs_the_judges_price():
+    from llmops.costs import Budget
+
+    run = Session(model=numbered_model(), budget=Budget("usd", 1.0), price=(0.1, 0.1)).sample(SUPPORT, CASES)
+    j = checks.judge("Answers the question.", model=counting_judge([]))
+    with pytest.raises(ErrorBudgetExceeded) as e:
+        run.expect(j, at_least=0.5)
+    assert "needs a price for judge model counting-judge" in e.value.result.stopped
+    assert "judge(..., price=(IN, OUT))" in e.value.result.stopped
+    priced = checks.judge("Answers the question.", model=counting_judge([]), price=(1.0, 1.0))
+    assert run.expect(priced, at_least=0.5).judge.cost_usd == 0.0  # priced; a FunctionModel counts no tokens
+
+
+def test_a_langchain_judge_over_http_is_priced_from_the_table_and_replayed_from_the_cache(tmp_path):
+    """A real ChatOpenAI as the judge, against the loopback fake: tokens from the HTTP usage,
+    priced at gpt-4o-mini's listed price, and no request at all on the second run."""
+    from fake_openai import FakeOpenAI
+    from langchain_openai import ChatOpenAI
+
+    from llmops.costs import price_of
+    from llmops.sampling import run_sync
+
+    reply = '{"score": 5, "reason": "it answers the question"}'
+    clients = []
+    with FakeOpenAI(reply=reply) as server:
+
+        def once():
+            chat = ChatOpenAI(model="gpt-4o-mini", api_key="sk-judge-test-key", base_url=server.base_url, max_retries=0)
+            clients.append(chat)
+            session = Session(model=numbered_model(), cache_path=str(tmp_path / "cache.sqlite"))
+            return session.sample(SUPPORT, CASES).evaluate(checks.judge("Answers.", model=chat), at_least=0.5)
+
+        first = once()
+        assert first.judge.models == ("ChatOpenAI:gpt-4o-mini",)
+        assert first.judge.calls == server.requests == first.calls
+        words_in = sum(len(str(m["content"]).split()) for _, req in server.received for m in req["messages"])
+        assert (first.judge.input_tokens, first.judge.output_tokens) == (words_in, len(reply.split()) * server.requests)
+        price_in, price_out = price_of("gpt-4o-mini")
+        expected = (words_in * price_in + first.judge.output_tokens * price_out) / 1e6
+        assert first.judge.cost_usd == pytest.approx(expected) and first.judge.cost_usd > 0
+        second = once()
+        assert server.requests == first.judge.calls  # nothing asked again
+        assert (second.judge.calls, second.judge.replayed, second.judge.cost_usd) == (0, first.judge.calls, 0.0)
+        assert second.verdict == first.verdict and second.k == first.k
+        # Close the pooled connections on the loop that opened them (one client per base URL).
+        run_sync(clients[-1].root_async_client.close())
+
+
+def test_judge_numbers_survive_the_json_round_trip_and_old_records_still_load(tmp_path):
+    from llmops.checks.judge import JudgeStats
+    from llmops.evaluation import Result
+    from llmops.report import json as json_report
+    from llmops.report.merge import load_record, merge
+
+    calls: list[str] = []
+    r = (
+        Session(model=numbered_model())
+        .sample(SUPPORT, CASES)
+        .evaluate(checks.judge("Answers.", model=counting_judge(calls), repeats=3), at_least=0.5)
+    )
+    assert isinstance(r.judge, JudgeStats) and Result.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+    new = {
+        **{"session_id": "b", "started": 1, "finished": 2, "llmops_version": "0.1", "settings": {}, "git": {}},
+        "results": [r.to_dict()],
+    }
+    old_result = {k: v for k, v in r.to_dict().items() if k != "judge"} | {"key": "old", "test_id": "t::old"}
+    old = {**new, "session_id": "a", "schema_version": 1, "results": [old_result]}
+    paths = []
+    for name, rec in (("old", old), ("new", new)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json_report.dumps(rec))
+    merged = json.loads(json_report.dumps(merge([(str(p), load_record(p)) for p in paths])))
+    json_report.validate(merged)
+    assert merged["schema_version"] == json_report.SCHEMA_VERSION == 2
+    results = [Result.from_dict(d) for d in merged["results"]]
+    assert results[0].judge is None and results[1].judge == r.judge  # v1: no judge numbers, nothing made up
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({**new, "schema_version": 3}))
+    with pytest.raises(ConfigError, match="schema version 3, newer than this llmops reads"):
+        load_record(newer)
+
+
+def test_mlflow_gets_the_judges_numbers_as_their_own_metrics(tmp_path):
+    from llmops.tracking import quiet_mlflow
+    from llmops.tracking.mlflow_store import MlflowStore
+    from llmops.tracking.record import finish, new_record
+
+    r = (
+        Session(model=numbered_model(), test_id="t.py::test_judged")
+        .sample(SUPPORT, CASES)
+        .evaluate(checks.judge("Answers.", model=counting_judge([]), repeats=3, price=(1.0, 1.0)), at_least=0.5)
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with quiet_mlflow():
+        run_id = MlflowStore(uri, "judged").log_session(finish(new_record({}), [r.to_dict()], exit_status=0))
+    metrics = MlflowClient(uri).get_run(run_id).data.metrics
+    judge = {k.rsplit("/", 1)[1]: v for k, v in metrics.items() if "/judge_" in k}
+    assert judge == {
+        "judge_calls": r.judge.calls,
+        "judge_replayed": 0,
+        "judge_input_tokens": 0,
+        "judge_output_tokens": 0,
+        "judge_cost_usd": 0.0,
+        "judge_agreement": 1.0,
+        "judge_low_agreement": 0.0,
+    }
+    assert next(v for k, v in metrics.items() if k.endswith("/calls")) == r.calls  # the model's, apart
+
+
+@pytest.mark.slow_model
+def test_the_embedded_model_as_judge_in_a_run_is_counted_and_an_unparsed_reply_never_passes():
+    """SmolLM2-135M judging two samples (a budget of 4 calls: two for the model, two for the
+    judge): each judge call counted and charged, free (so $0, not unknown); a reply that does
+    not parse is a check error of the requirement, a pass only ever comes from a parsed one."""
+    pytest.importorskip("llama_cpp")
+    from llmops.costs import Budget
+
+    j = checks.judge("The answer names a day of the week.", model="local:smollm2?max_tokens=24", include_inputs=False)
+    budget = Budget("calls", 4)
+    run = Session(model=numbered_model(), budget=budget, concurrency=2).sample(SUPPORT, CASES[0])
+    with pytest.raises(ErrorBudgetExceeded) as e:
+        run.evaluate(j, at_least=0.5)
+    r = e.value.result
+    assert "budget of 4 calls is spent" in r.stopped and budget.spent()["calls"] == 4
+    assert r.judge is not None and r.judge.models == ("local:smollm2",)
+    assert (r.calls, r.judge.calls, j.usage().calls, r.judge.outputs) == (2, 2, 2, 2)
+    assert r.judge.cost_usd == 0.0 and r.judge.input_tokens > 0
+    errors = [row for row in r.samples if row["outcome"] == "check error"]
+    assert len(errors) == r.check_errors == r.judge.unparsed + r.judge.failed_calls
+    assert all(row["reason"].startswith("judge reply unusable") for row in errors)
+    assert all("(score " in row["reason"] for row in r.samples if row["outcome"] in ("pass", "fail"))

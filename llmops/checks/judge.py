@@ -41,6 +41,14 @@ The judge's calls go through llmops's ``Sampler`` (timeouts, retries with backof
 seed derived from the sample (output, case, repeat), so a rerun asks the same questions.
 ``judge.usage()`` counts calls, tokens, unparsed replies and failed calls, thread-safely,
 apart from the calls to the model under test.
+
+In a run (``run.expect``), the judge's calls are accounted like the model's and kept apart
+from them: the run's ``JudgeMeter`` gives the judge the session's response cache (keyed by
+the judge model, the judge's messages, the repeat and its seed, so a second run replays
+them), charges them to the session's budget, and collects what each judged output cost;
+the requirement's ``Result.judge`` (a ``JudgeStats``) sums them, priced with the judge
+model's own price (``price=``, else ``--llmops-prices`` and the built-in table; the session's
+``--llmops-price`` is the model under test's), and says when the repeats disagree too often.
 """
 
 from __future__ import annotations
@@ -50,14 +58,16 @@ import json
 import math
 import re
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from llmops.cases import Case
 from llmops.checks.base import Outcome
 from llmops.checks.format import parse_json
-from llmops.errors import CheckError
+from llmops.config import OPTIONS
+from llmops.costs import Budget, Price, cost_of, price_of, spend
+from llmops.errors import CheckError, ConfigError
 
 Vote = Literal["pass", "fail", "error"]
 
@@ -120,6 +130,135 @@ class JudgeUsage:
         return self.agreement_sum / self.agreement_n if self.agreement_n else math.nan
 
 
+@dataclass(frozen=True)
+class Judged:
+    """One output judged inside a run: what its judge calls cost and how its repeats agreed."""
+
+    model: str  # the judge model's id
+    price: Price | None  # USD per million (input, output) tokens; None: unknown
+    calls: int  # judge calls made (replays not counted)
+    replayed: int  # judge answers replayed from the response cache
+    failed_calls: int
+    unparsed: int
+    input_tokens: int  # of the calls made
+    output_tokens: int
+    repeats: int
+    agreement: float | None  # majority share of the repeats (repeats > 1), else None
+    low: bool  # agreement below the judge's min_agreement
+    min_agreement: float
+
+
+@dataclass(frozen=True)
+class JudgeStats:
+    """A requirement's judge calls, apart from the model under test's (``Result.judge``).
+
+    Counted, replayed and priced like the model's calls: ``cost_usd`` is None when a judge
+    model has no known price (never $0).  ``agreement`` is the mean majority share over the
+    outputs judged more than once; ``low`` says the repeats disagreed too often.
+    """
+
+    models: tuple[str, ...] = ()  # the judge models' ids
+    calls: int = 0  # judge calls made (not counting replays from the cache)
+    replayed: int = 0  # judge answers replayed from the response cache: no call, no cost
+    failed_calls: int = 0  # judge calls that ended in an error after retries
+    unparsed: int = 0  # judge replies that did not parse (check errors, never passes)
+    input_tokens: int = 0  # of the calls made
+    output_tokens: int = 0
+    cost_usd: float | None = None  # None when no price is known for a judge model
+    outputs: int = 0  # outputs judged
+    repeats: int = 1  # judgements per output (the largest, with several judges)
+    agreement: float | None = None  # mean majority share over outputs judged more than once
+    agreed: int = 0  # outputs judged more than once: the agreement's denominator
+    low_agreement: int = 0  # of those, outputs whose agreement was below min_agreement
+    min_agreement: float = 0.75
+
+    @property
+    def low(self) -> bool:
+        """The repeats disagreed (agreement below min_agreement) on more than 1 - min_agreement of the outputs.
+
+        With 3 repeats the mean agreement cannot fall below 2/3 (3/4 for a coin-flipping
+        judge), so the share of split outputs, not the mean, is what reveals a weak judge.
+        """
+        return self.agreed > 0 and self.low_agreement > (1 - self.min_agreement) * self.agreed
+
+    def warning(self) -> str:
+        """The low-agreement warning in one sentence, or ""."""
+        if not self.low:
+            return ""
+        share = self.low_agreement / self.agreed
+        return (
+            f"LOW JUDGE AGREEMENT: on {self.low_agreement} of {self.agreed} outputs ({100 * share:.0f}%) fewer than "
+            f"{100 * self.min_agreement:.0f}% of the judge's {self.repeats} repeats agreed (mean agreement "
+            f"{100 * (self.agreement or 0):.0f}%); the verdict rests on a judge that disagrees with itself: "
+            "sharpen the rubric, use a stronger judge model, or add repeats"
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> JudgeStats:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in d.items() if k in known}
+        values["models"] = tuple(values.get("models", ()))
+        return cls(**values)
+
+
+def judge_stats(events: Sequence[Judged]) -> JudgeStats | None:
+    """The sum of what judges spent on a requirement's outputs; None when no judge was asked."""
+    if not events:
+        return None
+    agreements = [e.agreement for e in events if e.agreement is not None]
+    costs = [cost_of(e.price, e.input_tokens, e.output_tokens) for e in events]
+    return JudgeStats(
+        models=tuple(dict.fromkeys(e.model for e in events)),
+        calls=sum(e.calls for e in events),
+        replayed=sum(e.replayed for e in events),
+        failed_calls=sum(e.failed_calls for e in events),
+        unparsed=sum(e.unparsed for e in events),
+        input_tokens=sum(e.input_tokens for e in events),
+        output_tokens=sum(e.output_tokens for e in events),
+        cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
+        outputs=len(events),
+        repeats=max(e.repeats for e in events),
+        agreement=sum(agreements) / len(agreements) if agreements else None,
+        agreed=len(agreements),
+        low_agreement=sum(e.low for e in events if e.agreement is not None),
+        min_agreement=min(e.min_agreement for e in events),
+    )
+
+
+_active = threading.local()
+
+
+@dataclass
+class JudgeMeter:
+    """What a run lends the judges its checks ask, and where it learns what they spent.
+
+    ``with meter:`` around a check's call makes it the thread's meter: a judge called inside
+    (directly, or from a check that wraps it) uses ``cache`` unless it has its own, charges
+    ``budget``, prices with the ``prices`` table, and appends one ``Judged`` per output.
+    """
+
+    cache: Any = None  # a llmops.cache.ResponseCache, or None
+    budget: Budget | None = None
+    prices: str | None = None  # the user's price table (--llmops-prices)
+    events: list[Judged] = field(default_factory=list)
+
+    def __enter__(self) -> JudgeMeter:
+        stack = getattr(_active, "stack", None)
+        if stack is None:
+            stack = _active.stack = []
+        stack.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _active.stack.pop()
+
+
+def active_meter() -> JudgeMeter | None:
+    """The innermost meter of this thread, if a run is measuring."""
+    stack = getattr(_active, "stack", None)
+    return stack[-1] if stack else None
+
+
 def parse_reply(text: str, output_format: str, pass_score: int = 4) -> Judgement:
     """Parse one judge reply strictly; anything else is an error Judgement with the reason why."""
     if output_format == "score":
@@ -167,6 +306,7 @@ class JudgeCheck:
         seed: int = 0,
         timeout: float = 60.0,
         retries: int = 3,
+        price: Price | None = None,
         name: str = "judge",
     ) -> None:
         from llmops.models import resolve_model
@@ -183,6 +323,10 @@ class JudgeCheck:
             raise CheckError(f"judge: pass_score must be from 1 to 5, got {pass_score!r}")
         if not isinstance(repeats, int) or repeats < 1:
             raise CheckError(f"judge: repeats must be a positive integer, got {repeats!r}")
+        try:  # parsed as --llmops-price is: (input, output) USD per million tokens
+            price = OPTIONS["price"].parse(price)
+        except ConfigError as e:
+            raise CheckError(f"judge: {e}") from None
         self.rubric = rubric.strip()
         self.model = resolve_model(model)
         self.output_format = output_format
@@ -195,15 +339,17 @@ class JudgeCheck:
         self.seed = seed
         self.timeout = timeout
         self.retries = retries
+        #: USD per million (input, output) tokens of the judge model; None: from the price tables.
+        self.price = price
         self.name = name
         self.needs_expected = use_expected
-        #: Called with each judge Sample as it completes (the evaluation loop's accounting hook).
+        #: Called with each judge Sample as it completes, replays too (in the sampler's thread).
         self.on_call: Callable[[Any], None] | None = None
-        #: A ``llmops.cache.ResponseCache`` for the judge's answers (set before the first call).
+        #: A ``llmops.cache.ResponseCache`` for the judge's answers; None: the run's (see JudgeMeter).
         self.cache: Any = None
         self._lock = threading.Lock()
         self._usage = JudgeUsage()
-        self._sampler: Any = None
+        self._samplers: dict[int, Any] = {}  # one Sampler per response cache (id; 0: none)
 
     # -- the Check protocol ------------------------------------------------------------------
 
@@ -228,8 +374,11 @@ class JudgeCheck:
     def __call__(self, output: str, case: Case) -> Outcome:
         if threading.current_thread().name == "llmops-sampler":
             return Outcome("error", "judge: called on the sampler's event loop; call checks from the test's thread")
-        judgements = self.judgements(output, case)
+        meter = active_meter()
+        judgements, samples = self._ask(output, case, meter)
         outcome = self._decide(judgements)
+        if meter is not None:
+            meter.events.append(self._judged(samples, judgements, outcome, meter))
         with self._lock:
             u = self._usage
             low = outcome.judge_agreement is not None and outcome.judge_agreement < self.min_agreement
@@ -267,25 +416,50 @@ class JudgeCheck:
 
     def judgements(self, output: str, case: Case) -> list[Judgement]:
         """Ask the judge ``repeats`` times (concurrently) and parse each reply."""
-        from llmops.sampling import Request, Sampler
+        return self._ask(output, case, active_meter())[0]
 
-        if self._sampler is None:
-            self._sampler = Sampler(
-                self.model,
-                concurrency=self.repeats,
-                timeout=self.timeout,
-                retries=self.retries,
-                seed=self.seed,
-                on_sample=self._count,
-                cache=self.cache,
-            )
+    def price_for(self, prices: str | None = None) -> Price | None:
+        """The judge model's own price: ``price=``, else the user's table, else the built-in one."""
+        return price_of(self.model.id, self.price, prices)
+
+    def _sampler_for(self, cache: Any) -> Any:
+        from llmops.sampling import Sampler
+
+        key = id(cache) if cache is not None else 0
+        with self._lock:
+            if key not in self._samplers:
+                self._samplers[key] = Sampler(
+                    self.model,
+                    concurrency=self.repeats,
+                    timeout=self.timeout,
+                    retries=self.retries,
+                    seed=self.seed,
+                    on_sample=self._count,
+                    cache=cache,
+                )
+            return self._samplers[key]
+
+    def _ask(self, output: str, case: Case, meter: JudgeMeter | None) -> tuple[list[Judgement], list[Any]]:
+        """The parsed judgements and the samples behind them; within the meter's cache and budget."""
+        from llmops.sampling import Request
+
+        cache = self.cache if self.cache is not None or meter is None else meter.cache
+        sampler = self._sampler_for(cache)
         messages = self.messages(output, case)
         # The seed comes from the session-independent judge seed, the rubric, the case and
         # the output: the same sample is judged with the same seeds in every run.
         sample_id = hashlib.sha256(f"{self.rubric}\x1f{case.key}\x1f{output}".encode()).hexdigest()[:16]
         requests = [Request(sample_id, r, messages) for r in range(self.repeats)]
+        samples = spend(
+            meter.budget if meter is not None else None,
+            self.price_for(meter.prices if meter is not None else None),
+            f"judge model {self.model.id}",
+            len(requests),
+            lambda: sampler.draw(requests, seed_key="judge"),
+            fix="give the judge its price, judge(..., price=(IN, OUT)), or list it in a --llmops-prices table",
+        )
         out: list[Judgement] = []
-        for s in self._sampler.draw(requests, seed_key="judge"):
+        for s in samples:
             if s.error is not None or s.output is None:
                 out.append(Judgement("error", error=f"judge call failed: {s.error}"))
                 continue
@@ -295,7 +469,27 @@ class JudgeCheck:
                 with self._lock:
                     self._usage = _replace(self._usage, unparsed=self._usage.unparsed + 1)
             out.append(j)
-        return out
+        return out, samples
+
+    def _judged(
+        self, samples: list[Any], judgements: list[Judgement], outcome: JudgeOutcome, meter: JudgeMeter
+    ) -> Judged:
+        live = [s for s in samples if not s.cached]
+        agreement = outcome.judge_agreement if self.repeats > 1 else None
+        return Judged(
+            model=self.model.id,
+            price=self.price_for(meter.prices),
+            calls=len(live),
+            replayed=len(samples) - len(live),
+            failed_calls=sum(s.error is not None for s in samples),
+            unparsed=sum(s.error is None and j.error is not None for s, j in zip(samples, judgements, strict=True)),
+            input_tokens=sum(s.input_tokens or 0 for s in live),
+            output_tokens=sum(s.output_tokens or 0 for s in live),
+            repeats=self.repeats,
+            agreement=agreement,
+            low=agreement is not None and agreement < self.min_agreement,
+            min_agreement=self.min_agreement,
+        )
 
     def _count(self, sample: Any) -> None:
         with self._lock:
@@ -383,12 +577,15 @@ def judge(
     seed: int = 0,
     timeout: float = 60.0,
     retries: int = 3,
+    price: Price | None = None,
 ) -> JudgeCheck:
     """A check graded by a judge model against ``rubric``; see the module docstring.
 
     ``include_inputs`` shows the judge the case's inputs (what was asked); ``use_expected``
     also shows the case's expected answer as a reference.  ``repeats`` > 1 judges each
-    output that many times and takes the majority (odd numbers avoid ties).
+    output that many times and takes the majority (odd numbers avoid ties).  ``price``:
+    USD per million (input, output) tokens of the judge model, when the price tables do not
+    know it (the judge's calls are priced apart from the model under test's).
     """
     return JudgeCheck(
         rubric,
@@ -403,7 +600,20 @@ def judge(
         seed=seed,
         timeout=timeout,
         retries=retries,
+        price=price,
     )
 
 
-__all__ = ["JudgeCheck", "JudgeOutcome", "JudgeUsage", "Judgement", "judge", "parse_reply"]
+__all__ = [
+    "JudgeCheck",
+    "JudgeMeter",
+    "JudgeOutcome",
+    "JudgeStats",
+    "JudgeUsage",
+    "Judged",
+    "Judgement",
+    "active_meter",
+    "judge",
+    "judge_stats",
+    "parse_reply",
+]

@@ -13,6 +13,8 @@ from typing import Any
 from llmops.evaluation import Result
 
 PASS, FAIL, ERROR, REGRESSED = "PASS", "FAIL", "ERROR", "REGRESSED"
+#: A problem that is no verdict: the judge disagreed with itself too often (``JudgeStats.low``).
+WARNING = "WARNING"
 #: The session's verdict is its worst requirement's, in this order.
 SEVERITY = (FAIL, REGRESSED, ERROR)
 #: Outcomes of a sample that count against a requirement (or left it out), as ``Result.samples`` writes them.
@@ -201,23 +203,71 @@ def latency(results: Sequence[Result]) -> tuple[float | None, float | None]:
     return (max(p50) if p50 else None, max(p95) if p95 else None)
 
 
-def cost(results: Sequence[Result]) -> str:
-    """ "$0.0123", "$0.0123 (where a price is known)" or "unknown" (no price for any model)."""
-    known = [r.cost_usd for r in results if r.cost_usd is not None]
+def money(costs: Sequence[float | None]) -> str:
+    """ "$0.0123", "$0.0123 (where a price is known)" or "unknown" (no price known): never a made-up $0."""
+    known = [c for c in costs if c is not None]
     if not known:
-        return "unknown (no price given)" if results else "$0"
+        return "unknown (no price given)" if costs else "$0"
     text = f"${sum(known):.4f}"
-    return text if len(known) == len(results) else text + " (where a price is known)"
+    return text if len(known) == len(costs) else text + " (where a price is known)"
+
+
+def cost(results: Sequence[Result]) -> str:
+    """What the calls to the models under test cost (the judges' apart: ``judge_cost``)."""
+    return money([r.cost_usd for r in results])
+
+
+def judged(results: Sequence[Result]) -> list[Result]:
+    """The results whose check asked a judge model."""
+    return [r for r in results if r.judge is not None]
+
+
+def judge_cost(results: Sequence[Result]) -> str:
+    """What the judges' calls cost, priced with each judge model's own price."""
+    return money([r.judge.cost_usd for r in judged(results) if r.judge is not None])
 
 
 def totals(results: Sequence[Result]) -> dict[str, int]:
-    """Sums of per-requirement counts: calls, replayed samples, baseline calls, retries."""
+    """Sums of per-requirement counts: calls, replayed samples, baseline calls, retries; the judges' apart."""
+    judges = [r.judge for r in results if r.judge is not None]
     return {
         "calls": sum(r.calls for r in results),
         "replayed": sum(r.replayed for r in results),
         "baseline_calls": sum(r.baseline_calls for r in results),
         "retries": sum(r.retries for r in results),
+        "judge_calls": sum(j.calls for j in judges),
+        "judge_replayed": sum(j.replayed for j in judges),
+        "judge_tokens": sum(j.input_tokens + j.output_tokens for j in judges),
     }
+
+
+def judge_facts(results: Sequence[Result]) -> str:
+    """The judges' calls in a phrase, apart from the models under test's; "" when no check asked a judge."""
+    rs = judged(results)
+    if not rs:
+        return ""
+    t = totals(rs)
+    models = ", ".join(dict.fromkeys(m for r in rs if r.judge is not None for m in r.judge.models))
+    return (
+        f"{t['judge_calls']} judge calls ({models}), {t['judge_replayed']} judge answers replayed from the cache, "
+        f"{t['judge_tokens']} judge tokens, judge cost {judge_cost(rs)}"
+    )
+
+
+def judge_cell(r: Result) -> str:
+    """A requirement's judge numbers, short: "120 calls, 40 replayed, agreement 84%, $0.0012"."""
+    j = r.judge
+    if j is None:
+        return "-"
+    parts = [f"{j.calls} calls"]
+    if j.replayed:
+        parts.append(f"{j.replayed} replayed")
+    if j.unparsed:
+        parts.append(f"{j.unparsed} unparsed")
+    if j.agreement is not None:
+        parts.append(f"agreement {100 * j.agreement:.0f}% ({j.repeats} repeats)" + (" LOW" if j.low else ""))
+    parts.append(f"${j.cost_usd:.4f}" if j.cost_usd is not None else "cost unknown")
+    return ", ".join(parts)
 
 
 def bad_samples(r: Result) -> list[dict[str, Any]]:
@@ -259,8 +309,9 @@ def gate_counts(results: Sequence[Result], record: Mapping[str, Any]) -> str:
 def problem_list(results: Sequence[Result], record: Mapping[str, Any]) -> list[tuple[str, str, str, int | None]]:
     """One sentence per problem: (kind, test, sentence, index of the result or None).
 
-    A FAIL's own message, a regression's (``Comparison.message``), an ERROR's cause, then
-    requirements missing from the session and tests that ended in ERROR before a verdict.
+    A FAIL's own message, a regression's (``Comparison.message``), an ERROR's cause, a
+    judge's low agreement (a WARNING: no verdict changes), then requirements missing from
+    the session and tests that ended in ERROR before a verdict.
     """
     items: list[tuple[str, str, str, int | None]] = []
     for i, r in enumerate(results):
@@ -272,6 +323,9 @@ def problem_list(results: Sequence[Result], record: Mapping[str, Any]) -> list[t
             items.append((FAIL, short_test(r), r.message, i))
         if r.regressed and r.comparison is not None:
             items.append((REGRESSED, short_test(r), r.comparison.message, i))
+    for i, r in enumerate(results):  # warnings last among the results: they change no verdict
+        if r.judge is not None and r.judge.low:
+            items.append((WARNING, short_test(r), f"{requirement(r)}: {r.judge.warning()}", i))
     kind = "MISSING" if missing_fails(record) else "MISSING (allowed)"
     items += [(kind, "", m + ": in the baseline, not evaluated in this session", None) for m in missing(record)]
     for e in record.get("test_errors") or ():

@@ -23,6 +23,7 @@ from llmops.report._format import (
     FAIL,
     PASS,
     REGRESSED,
+    WARNING,
     Source,
     bad_samples,
     baseline,
@@ -31,6 +32,8 @@ from llmops.report._format import (
     gate_counts,
     gate_status,
     interval,
+    judge_cell,
+    judge_facts,
     k_of_n,
     latency,
     pct,
@@ -53,7 +56,14 @@ __all__ = ["render"]
 #: Sample rows kept per requirement (the JSON report has them all).
 MAX_ROWS = 5000
 
-_COLOR = {PASS: "#1a7f37", FAIL: "#cf222e", REGRESSED: "#bc4c00", ERROR: "#8250df", "PLAN": "#57606a"}
+_COLOR = {
+    PASS: "#1a7f37",
+    FAIL: "#cf222e",
+    REGRESSED: "#bc4c00",
+    ERROR: "#8250df",
+    "PLAN": "#57606a",
+    WARNING: "#9a6700",
+}
 
 _CSS = """
 *{box-sizing:border-box}
@@ -234,6 +244,9 @@ def _facts(results: Sequence[Result], record: Mapping[str, Any]) -> str:
         f"{t['replayed']} replayed from the cache",
         f"cost {cost(results)}",
     ]
+    judges = judge_facts(results)
+    if judges:
+        parts.append(judges)  # apart from the model calls: the judge is not the model under test
     wall = wall_time(record)
     if wall is not None:
         parts.append(f"wall time {seconds(wall)}")
@@ -344,6 +357,8 @@ def _requirement_table(results: Sequence[Result]) -> str:
     rows = []
     for r in results:
         calls = f"{r.calls}" + (f" ({r.replayed} replayed)" if r.replayed else "")
+        if r.judge is not None:
+            calls += f" + {r.judge.calls} judge"
         rows.append(
             f'<tr><td>{esc(requirement(r))}</td><td class="num">{esc(k_of_n(r))}</td><td class="num">{esc(rate(r))}</td>'
             f'<td class="num">{esc(interval(r))}</td><td class="num">{esc(tested(r))}</td><td>{esc(baseline(r))}</td>'
@@ -413,6 +428,10 @@ def _requirement(r: Result, i: int) -> str:
         parts.append(f"<p>{esc(sentence)}</p>")
     if r.comparison is not None and r.comparison.message and s != ERROR:
         parts.append(f"<p>{esc(r.comparison.message)}</p>")
+    if r.judge is not None:
+        parts.append(f'<p class="muted">judge {esc(", ".join(r.judge.models))}: {esc(judge_cell(r))}</p>')
+        if r.judge.low:
+            parts.append(f"<p>{badge(WARNING)} {esc(r.judge.warning())}</p>")
     parts.append(_cases(r))
     bad = bad_samples(r)
     if bad:

@@ -7,7 +7,15 @@ sample, is ``null``, never ``NaN``) and is also what ``--llmops-baseline PATH`` 
 ``SCHEMA`` is the one description of the fields: ``docs/report-schema.md`` is generated
 from it (``python -m llmops.report.json > docs/report-schema.md``), and the tests validate
 a real report against it.  A change that breaks readers bumps ``SCHEMA_VERSION``; new
-optional fields do not.
+optional fields do not.  Readers take every version up to this one (``check_version``):
+the older layouts are this one with fewer fields.
+
+Versions:
+
+- 1: the first documented layout.
+- 2: ``results[].judge``: the judge's calls, replays, tokens, cost and agreement.  A reader
+  of version 1 that sums ``cost_usd`` for the session's spend would now miss the judges'
+  calls, which are kept apart from the model under test's, hence the new version.
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "dumps", "schema_markdown", "stamp", "validate"]
+from llmops.errors import ConfigError
 
-#: Version of the record's layout.  1: the first documented one.
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "check_version", "dumps", "schema_markdown", "stamp", "validate"]
+
+#: Version of the record's layout (see the module docstring for what each one added).
+SCHEMA_VERSION = 2
 
 _NUM = {"type": ["number", "null"]}  # null where the number does not exist (no sample: no rate)
 _INT = {"type": "integer", "minimum": 0}
@@ -93,6 +103,33 @@ _COMPARISON = {
     },
 }
 
+_JUDGE = {
+    "type": ["object", "null"],
+    "description": (
+        "The judge's calls behind the requirement (a check that asks a judge model), counted, replayed and "
+        "priced apart from the model under test's; null when no judge was asked. (Since version 2.)"
+    ),
+    "required": ["models", "calls", "replayed", "cost_usd", "outputs"],
+    "properties": {
+        "models": _d({"type": "array", "items": _STR}, "The judge models' ids."),
+        "calls": _d(_INT, "Judge calls made (replays from the response cache not counted)."),
+        "replayed": _d(_INT, "Judge answers replayed from the response cache: no call, no cost."),
+        "failed_calls": _d(_INT, "Judge calls that ended in an error after retries."),
+        "unparsed": _d(_INT, "Judge replies that did not parse in the strict format (check errors, never passes)."),
+        "input_tokens": _d(_INT, "Input tokens of the judge calls made."),
+        "output_tokens": _d(_INT, "Output tokens of those calls."),
+        "cost_usd": _d(_NUM, "USD for the judge calls at the judge model's own price; null when no price is known."),
+        "outputs": _d(_INT, "Outputs judged (each asked `repeats` times)."),
+        "repeats": _d(_INT, "Judgements per output."),
+        "agreement": _d(_NUM, "Mean majority share of the repeats over the outputs judged more than once; else null."),
+        "agreed": _d(_INT, "Outputs judged more than once (the agreement's denominator)."),
+        "low_agreement": _d(_INT, "Of those, outputs whose repeats agreed less than min_agreement."),
+        "min_agreement": _d(
+            _NUM, "The judge's min_agreement. A warning when more than 1 - min_agreement of the outputs are low."
+        ),
+    },
+}
+
 _RESULT = {
     "type": "object",
     "description": "The verdict on one requirement (one expect()), with every number behind it.",
@@ -131,7 +168,7 @@ _RESULT = {
         "k": _d(_INT, "Samples where the check passed (at_least) or found a violation (at_most)."),
         "n": _d(_INT, "Samples with an answer (errors left out)."),
         "errors": _d(_INT, "Model errors plus check errors among the samples looked at."),
-        "calls": _d(_INT, "Model calls this requirement made (baseline calls included; replays not)."),
+        "calls": _d(_INT, "Model calls this requirement made (baseline calls included; replays and judge calls not)."),
         "rate": _d(_NUM, "k / n; null when n is 0."),
         "interval": _d(_PAIR, "95% two-sided interval of the rate (Wilson)."),
         "bound": _d(_NUM, "Exact one-sided bound on the requirement's side (Clopper-Pearson)."),
@@ -159,7 +196,7 @@ _RESULT = {
         "first_error": _d(_STR, "The first error, in full."),
         "test_id": _d(_STR, "The pytest node id ('' outside pytest)."),
         "message": _d(_STR, "The verdict in one sentence."),
-        "cost_usd": _d(_NUM, "USD for the calls; null when no price is known."),
+        "cost_usd": _d(_NUM, "USD for the model calls (judge calls: judge.cost_usd); null when no price is known."),
         "comparison": _COMPARISON,
         "key": _d(_STR, "Test, prompt, check with arguments, direction, threshold: what baselines match on."),
         "model_settings": _d({"type": ["object", "null"]}, "The model's identity and settings (no secrets)."),
@@ -176,6 +213,7 @@ _RESULT = {
         ),
         "trace_cases": _d({"type": "array", "items": _INT}, "Case position per stream position."),
         "samples": _d({"type": "array", "items": _SAMPLE}, "One row per sample looked at (the drill-down)."),
+        "judge": _JUDGE,
     },
 }
 
@@ -302,6 +340,16 @@ def _strict(value: Any) -> Any:
     return value
 
 
+def check_version(record: Mapping[str, Any], where: str) -> None:
+    """A ConfigError for a record written by a newer llmops (a layout this one cannot read)."""
+    version = record.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"{where} has schema version {version!r}, newer than this llmops reads ({SCHEMA_VERSION}); "
+            "upgrade llmops (pip install -U llmops)"
+        )
+
+
 def stamp(record: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of the record with this layout's ``schema_version``."""
     return {"schema_version": SCHEMA_VERSION, **record}
@@ -328,7 +376,10 @@ def schema_markdown() -> str:
         "`llmops.report.json.SCHEMA` is the same as a JSON Schema (draft 2020-12). `--llmops-report-json PATH`",
         "writes this record; MLflow keeps it as `llmops/results.json`; `--llmops-baseline PATH` reads it.",
         "Numbers that do not exist (a rate with no sample) are `null`. New optional fields may appear within a",
-        "version; a change that breaks readers bumps `schema_version`.",
+        "version; a change that breaks readers bumps `schema_version`. Readers take every older version.",
+        "",
+        "Versions: 1, the first documented layout; 2, `results[].judge` (the judge's calls, replays, tokens,",
+        "cost and agreement, kept apart from the model under test's `calls` and `cost_usd`).",
     ]
 
     def table(title: str, node: Mapping[str, Any]) -> None:
@@ -352,6 +403,7 @@ def schema_markdown() -> str:
     table("The record", SCHEMA)
     table("A result (`results[]`)", _RESULT)
     table("A comparison (`results[].comparison`)", _COMPARISON)
+    table("The judge's calls (`results[].judge`)", _JUDGE)
     table("A case (`results[].cases[]`)", _CASE)
     table("A sample (`results[].samples[]`)", _SAMPLE)
     table("A candidate (`candidates[]`)", _CANDIDATE)

@@ -50,6 +50,15 @@ def properties(results: Sequence[Result]) -> list[tuple[str, str]]:
             (p + "calls", str(r.calls)),
             (p + "replayed", str(r.replayed)),
         ]
+        j = r.judge
+        if j is not None:  # the judge's calls, apart from the model under test's
+            out += [
+                (p + "judge_calls", str(j.calls)),
+                (p + "judge_replayed", str(j.replayed)),
+                (p + "judge_cost_usd", _num(j.cost_usd)),
+                (p + "judge_agreement", _num(j.agreement)),
+                (p + "judge_low_agreement", "true" if j.low else "false"),
+            ]
         c = r.comparison
         if c is not None:
             out += [

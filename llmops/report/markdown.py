@@ -25,6 +25,7 @@ from llmops.report._format import (
     FAIL,
     PASS,
     REGRESSED,
+    WARNING,
     Source,
     bad_samples,
     baseline,
@@ -33,6 +34,8 @@ from llmops.report._format import (
     gate_counts,
     gate_status,
     interval,
+    judge_cell,
+    judge_facts,
     k_of_n,
     latency,
     pct,
@@ -56,7 +59,7 @@ __all__ = ["GITHUB_LIMIT", "render"]
 GITHUB_LIMIT = 65_536
 #: What ``render`` aims for by default: room left for a wrapper (a sticky comment's marker).
 DEFAULT_MAX_CHARS = 60_000
-ICON = {PASS: "✅", FAIL: "❌", REGRESSED: "📉", ERROR: "⚠️", "PLAN": "📝"}
+ICON = {PASS: "✅", FAIL: "❌", REGRESSED: "📉", ERROR: "⚠️", "PLAN": "📝", WARNING: "🟡"}
 SAMPLES_PER_REQUIREMENT = 5
 OUTPUT_CHARS = 600
 CASES_PER_REQUIREMENT = 30
@@ -111,6 +114,9 @@ def _facts(results: Sequence[Result], record: Mapping[str, Any]) -> str:
         f"{t['replayed']} replayed from the cache",
         f"cost {cost(results)}",
     ]
+    judges = judge_facts(results)
+    if judges:
+        parts.append(text(judges))  # apart from the model calls: the judge is not the model under test
     wall = wall_time(record)
     if wall is not None:
         parts.append(f"wall time {seconds(wall)}")
@@ -188,6 +194,8 @@ def details(r: Result, *, samples: int = SAMPLES_PER_REQUIREMENT, output_chars: 
         f"{looked}; {r.calls} model calls, {r.replayed} samples replayed from the cache; "
         f"false-alarm rate {pct(r.false_alarm)}, miss rate {pct(r.miss)}, tolerance {pct(r.tolerance)}."
     )
+    if r.judge is not None:
+        parts[-1] += f" Judge ({text(', '.join(r.judge.models))}): {text(judge_cell(r))}."
     if r.n_cases > 1:
         parts += ["", "| case | k/n | errors |", "|---|---|---|"]
         cases = sorted(

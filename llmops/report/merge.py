@@ -34,6 +34,9 @@ def load_record(path: Path) -> dict[str, Any]:
         raise ConfigError(f"results file {path} is not readable JSON ({e})") from None
     if not isinstance(record, dict) or not isinstance(record.get("results"), list) or "session_id" not in record:
         raise ConfigError(f"{path} is not an llmops results file (written by pytest --llmops-report-json)")
+    from llmops.report.json import check_version
+
+    check_version(record, f"results file {path}")
     return record
 
 

@@ -14,12 +14,15 @@ from llmops.report._format import (
     FAIL,
     PASS,
     REGRESSED,
+    WARNING,
     bad_samples,
     counts_text,
     interval,
+    judge_facts,
     k_of_n,
     latency,
     pct,
+    problem_list,
     rate,
     requirement,
     results_of,
@@ -50,6 +53,8 @@ def rows(results: Sequence[Result]) -> list[list[str]]:
         calls = str(r.calls) + (f" (+{r.reused} reused)" if r.reused else "")
         if r.replayed:
             calls += f" ({r.replayed} replayed)"
+        if r.judge is not None:  # the judge's calls, apart from the model under test's
+            calls += f" +{r.judge.calls} judge" + (f" ({r.judge.replayed} replayed)" if r.judge.replayed else "")
         out.append(
             [
                 short_test(r),
@@ -153,7 +158,8 @@ def _no_false_alarm(r: Result) -> bool:
 
 
 def footer(results: Sequence[Result] | object, wall_time: float | None = None) -> str:
-    """Counts, calls, cache replays, cost; wall time and latency; the family error rates."""
+    """Counts, calls, cache replays, cost; the judges' calls apart; wall time and latency; the family
+    error rates; a warning per requirement whose judge disagreed with itself too often."""
     results = results_of(results)  # type: ignore[arg-type]
     t = totals(results)
     unused = sum(r.unused for r in results)
@@ -179,7 +185,11 @@ def footer(results: Sequence[Result] | object, wall_time: float | None = None) -
     if p50 is not None or p95 is not None:
         timing.append(f"model latency p50 {seconds(p50)}, p95 {seconds(p95)} (slowest requirement)")
     lines = [text]
+    judges = judge_facts(results)
+    if judges:
+        lines.append(judges + "; not in the model calls above")
     if timing:
         lines.append("; ".join(timing))
     lines.append(family(results))
+    lines += [f"{kind} {name}: {sentence}" for kind, name, sentence, _ in problem_list(results, {}) if kind == WARNING]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from llmops.checks.judge import JudgeStats
 from llmops.errors import LlmopsError
 from llmops.redact import redact
 from llmops.tracking.record import problems, run_name
@@ -215,6 +216,11 @@ class MlflowStore:
                 "baseline_pairs": comparison.get("pairs"),
                 "regressed": (1.0 if comparison.get("verdict") == "regressed" else 0.0) if comparison else None,
             }
+            judge = r.get("judge") or {}  # the judge's calls, apart from the model under test's
+            if judge:
+                for k in ("calls", "replayed", "input_tokens", "output_tokens", "cost_usd", "agreement"):
+                    values[f"judge_{k}"] = judge.get(k)
+                values["judge_low_agreement"] = 1.0 if JudgeStats.from_dict(judge).low else 0.0
             metrics += [
                 Metric(f"{prefix}/{k}", float(v), ts, 0)
                 for k, v in values.items()
