@@ -354,7 +354,8 @@ def test_judge_calls_are_counted_priced_and_shown_apart_then_replayed_from_the_c
         assert j["agreed"] == j["outputs"] and j["unparsed"] == j["failed_calls"] == 0
     assert good["judge"]["cost_usd"] == pytest.approx(good["judge"]["calls"] * (100 * 1.0 + 10 * 2.0) / 1e6)
     assert weak["judge"]["cost_usd"] is None  # no price for this judge: unknown, never $0
-    assert good["judge"]["agreement"] == 1 and good["judge"]["low_agreement"] == 0
+    assert good["judge"]["agreement"] == 1 and good["judge"]["low_agreement"] == 0 and good["judge"]["warning"] == ""
+    assert weak["judge"]["warning"].startswith("LOW JUDGE AGREEMENT: on ")
     # A judge right with probability q = 0.6 splits its three repeats with probability
     # 1 - q^3 - (1-q)^3 = 0.72; its mean agreement (majority share) is 1 - 0.72/3 = 0.76.
     n, split = weak["judge"]["agreed"], 1 - 0.6**3 - 0.4**3

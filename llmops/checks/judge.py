@@ -171,6 +171,7 @@ class JudgeStats:
     agreed: int = 0  # outputs judged more than once: the agreement's denominator
     low_agreement: int = 0  # of those, outputs whose agreement was below min_agreement
     min_agreement: float = 0.75
+    warning: str = ""  # the LOW JUDGE AGREEMENT sentence when ``low``, else ""
 
     @property
     def low(self) -> bool:
@@ -181,7 +182,7 @@ class JudgeStats:
         """
         return self.agreed > 0 and self.low_agreement > (1 - self.min_agreement) * self.agreed
 
-    def warning(self) -> str:
+    def _warning(self) -> str:
         """The low-agreement warning in one sentence, or ""."""
         if not self.low:
             return ""
@@ -207,7 +208,7 @@ def judge_stats(events: Sequence[Judged]) -> JudgeStats | None:
         return None
     agreements = [e.agreement for e in events if e.agreement is not None]
     costs = [cost_of(e.price, e.input_tokens, e.output_tokens) for e in events]
-    return JudgeStats(
+    stats = JudgeStats(
         models=tuple(dict.fromkeys(e.model for e in events)),
         calls=sum(e.calls for e in events),
         replayed=sum(e.replayed for e in events),
@@ -223,6 +224,7 @@ def judge_stats(events: Sequence[Judged]) -> JudgeStats | None:
         low_agreement=sum(e.low for e in events if e.agreement is not None),
         min_agreement=min(e.min_agreement for e in events),
     )
+    return replace(stats, warning=stats._warning())
 
 
 _active = threading.local()

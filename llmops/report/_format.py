@@ -324,8 +324,8 @@ def problem_list(results: Sequence[Result], record: Mapping[str, Any]) -> list[t
         if r.regressed and r.comparison is not None:
             items.append((REGRESSED, short_test(r), r.comparison.message, i))
     for i, r in enumerate(results):  # warnings last among the results: they change no verdict
-        if r.judge is not None and r.judge.low:
-            items.append((WARNING, short_test(r), f"{requirement(r)}: {r.judge.warning()}", i))
+        if r.judge is not None and r.judge.warning:
+            items.append((WARNING, short_test(r), f"{requirement(r)}: {r.judge.warning}", i))
     kind = "MISSING" if missing_fails(record) else "MISSING (allowed)"
     items += [(kind, "", m + ": in the baseline, not evaluated in this session", None) for m in missing(record)]
     for e in record.get("test_errors") or ():

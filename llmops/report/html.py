@@ -430,8 +430,8 @@ def _requirement(r: Result, i: int) -> str:
         parts.append(f"<p>{esc(r.comparison.message)}</p>")
     if r.judge is not None:
         parts.append(f'<p class="muted">judge {esc(", ".join(r.judge.models))}: {esc(judge_cell(r))}</p>')
-        if r.judge.low:
-            parts.append(f"<p>{badge(WARNING)} {esc(r.judge.warning())}</p>")
+        if r.judge.warning:
+            parts.append(f"<p>{badge(WARNING)} {esc(r.judge.warning)}</p>")
     parts.append(_cases(r))
     bad = bad_samples(r)
     if bad:

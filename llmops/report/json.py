@@ -124,8 +124,11 @@ _JUDGE = {
         "agreement": _d(_NUM, "Mean majority share of the repeats over the outputs judged more than once; else null."),
         "agreed": _d(_INT, "Outputs judged more than once (the agreement's denominator)."),
         "low_agreement": _d(_INT, "Of those, outputs whose repeats agreed less than min_agreement."),
-        "min_agreement": _d(
-            _NUM, "The judge's min_agreement. A warning when more than 1 - min_agreement of the outputs are low."
+        "min_agreement": _d(_NUM, "The judge's min_agreement."),
+        "warning": _d(
+            _STR,
+            "'LOW JUDGE AGREEMENT: ...' when more than 1 - min_agreement of the outputs judged more than once "
+            "were low (the verdict stands; the judge is suspect), else ''.",
         ),
     },
 }
