@@ -20,7 +20,7 @@ from typing import Any
 from llmops.baseline import Baseline, Entry, requirement_key
 from llmops.cases import Case, as_cases
 from llmops.checks.base import Check, Outcome
-from llmops.checks.judge import Judged, JudgeMeter, JudgeStats, judge_stats
+from llmops.checks.judge import Judged, JudgeMeter, JudgeStats, judge_stats, judges_in
 from llmops.config import Settings, default_tolerance
 from llmops.costs import Budget, cost_of, price_of, spend
 from llmops.designs import PairedRule, SprtRule, Stream, stream_for
@@ -576,6 +576,10 @@ class Run:
         if arm.rule is not None:
             per_pair = 2 if arm.mode == "rerun" else 1
             plan["baseline_max_calls"] = per_pair * arm.rule.design.max_pairs
+        repeats = sum(j.repeats for j in judges_in(req.check))
+        if repeats:  # each sample drawn is judged `repeats` times, apart from the model's calls
+            plan["judge_calls_expected"] = repeats * plan["expected"]
+            plan["judge_calls_max"] = repeats * (plan["max"] + plan.get("baseline_max_calls", 0))
         settings = model_identity(self.model) or {}
         out_tokens = next((settings[k] for k in ("max_tokens", "max_completion_tokens") if settings.get(k)), None)
         if self._price is not None and (out_tokens or self._price == (0.0, 0.0)):

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from mlflow import MlflowClient  # imported once, here: numpy cannot be loaded twice in one process
 
-from llmops import Case, Check, FunctionModel, Prompt, Session, checks
+from llmops import Case, Check, FunctionModel, Outcome, Prompt, Session, checks
 from llmops.checks.judge import JudgeOutcome, parse_reply
 from llmops.errors import CheckError, ConfigError, ErrorBudgetExceeded
 from llmops.models import Completion
@@ -583,3 +583,39 @@ def test_the_embedded_model_as_judge_in_a_run_is_counted_and_an_unparsed_reply_n
     assert len(errors) == r.check_errors == r.judge.unparsed + r.judge.failed_calls
     assert all(row["reason"].startswith("judge reply unusable") for row in errors)
     assert all("(score " in row["reason"] for row in r.samples if row["outcome"] in ("pass", "fail"))
+
+
+def test_the_plan_counts_the_judges_calls_apart_without_calling_either_model(pytester, monkeypatch):
+    monkeypatch.setenv("JUDGE_LOG", str(pytester.path / "judge.log"))
+    pytester.makeconftest(JUDGE_CONFTEST)
+    pytester.makepyfile(test_support=JUDGE_SUITE)
+    result = pytester.runpytest("--llmops-plan=on", "--llmops-report-json=plan.json")
+    result.assert_outcomes(passed=2)
+    assert _logged_calls(pytester) == {"1.0": 0, "0.6": 0}  # the judge was not asked
+    plans = [r["plan"] for r in json.loads((pytester.path / "plan.json").read_text())["results"]]
+    for p in plans:  # three repeats: three judge calls per sample drawn
+        assert (p["judge_calls_expected"], p["judge_calls_max"]) == (3 * p["expected"], 3 * p["max"])
+    result.stdout.fnmatch_lines(
+        [
+            "*judge calls exp/max",
+            f"test_good_judge*{plans[0]['judge_calls_expected']}/{plans[0]['judge_calls_max']}",
+            f"total*{sum(p['judge_calls_expected'] for p in plans)}/{sum(p['judge_calls_max'] for p in plans)}",
+        ]
+    )
+
+
+def test_judges_are_found_inside_checks_that_wrap_them():
+    from llmops.checks.judge import judges_in
+
+    inner = checks.judge("Polite.", model=scripted_judge(1.0), repeats=3)
+
+    @checks.check
+    def polite_and_short(judge, limit: int = 50):
+        return lambda output, case: judge(output, case) if len(output) <= limit else Outcome("fail", "too long")
+
+    wrapped = polite_and_short(inner)
+    assert judges_in(inner) == [inner] and judges_in(wrapped) == [inner] and judges_in(checks.json_valid()) == []
+    calls: list[str] = []
+    counted = checks.judge("Polite.", model=counting_judge(calls), repeats=2)
+    r = Session(model=numbered_model()).sample(SUPPORT, CASES).evaluate(polite_and_short(counted), at_least=0.5)
+    assert r.judge is not None and r.judge.calls == len(calls) == 2 * r.calls  # counted through the wrapper

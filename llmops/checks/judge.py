@@ -561,6 +561,25 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + " [truncated]"
 
 
+def judges_in(check: Any) -> list[JudgeCheck]:
+    """The judges a check asks, as far as can be seen without calling it: the check itself, or
+    judges among the arguments it was built with (a ``@check`` that wraps one)."""
+    found: list[JudgeCheck] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, JudgeCheck):
+            found.append(v)
+        elif isinstance(v, Mapping):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    walk(check if isinstance(check, JudgeCheck) else getattr(check, "params", None))
+    return found
+
+
 def _replace(u: JudgeUsage, **changes: Any) -> JudgeUsage:
     return replace(u, **changes)
 
@@ -617,5 +636,6 @@ __all__ = [
     "active_meter",
     "judge",
     "judge_stats",
+    "judges_in",
     "parse_reply",
 ]

@@ -23,6 +23,7 @@ def plan_table(results: Sequence[Result]) -> str:
         "+ baseline max",
         "cost expected",
         "cost max",
+        "judge calls exp/max",
     ]
     rows = []
     for r in results:
@@ -39,11 +40,15 @@ def plan_table(results: Sequence[Result]) -> str:
                 str(p.get("baseline_max_calls", "-")),
                 _money(p.get("cost_expected")),
                 _money(p.get("cost_max")),
+                f"{p['judge_calls_expected']}/{p['judge_calls_max']}" if "judge_calls_max" in p else "-",
             ]
         )
     costs = [r.plan.get("cost_expected") for r in results if r.plan]
     cost_max = [r.plan.get("cost_max") for r in results if r.plan]
     known = all(c is not None for c in costs)
+
+    def judge(which: str) -> list[int]:
+        return [(r.plan or {}).get(f"judge_calls_{which}", 0) for r in results]
 
     def total(xs: list[float | None]) -> str:
         if all(x is None for x in xs):
@@ -61,14 +66,18 @@ def plan_table(results: Sequence[Result]) -> str:
             "",
             total(costs),
             total(cost_max),
+            f"{sum(judge('expected'))}/{sum(judge('max'))}" if any(judge("max")) else "-",
         ]
     )
+    if not any(judge("max")):  # no judge in the session: no judge column
+        header, rows = header[:-1], [row[:-1] for row in rows]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     note = (
         "plan only: no model was called. Expected and p95 calls are at the hardest true rate (halfway "
         "between the two tested rates); max is the cap. Costs assume prompt length / 4 input tokens and "
-        "the model's max_tokens output tokens."
+        "the model's max_tokens output tokens. Judge calls (a judge check: each sample judged `repeats` "
+        "times) are apart from the calls and the costs."
     )
     return "\n".join([*lines, note])
