@@ -17,7 +17,9 @@ Unit orders, fixed by the seed before any call:
   betting test needs.
 - checks against the baseline ("does this recover?"): random cases as well, on sample
   indices no race or acceptance test uses (from ``FRESH`` up), so a candidate chosen for
-  doing well on some samples is judged on others.
+  doing well on some samples is judged on others.  Only a "no" may come without new calls,
+  from training samples already drawn (``Evaluator.clearly_worse``): being chosen on them
+  flatters a candidate, so "worse even there" is a conservative answer.
 """
 
 from __future__ import annotations

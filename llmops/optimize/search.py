@@ -73,7 +73,9 @@ class Step:
     parent: str | None  # the incumbent when it was proposed
     proposer: str  # a proposer's name, or "regressed" / "baseline" for the starting prompts
     round: int  # 0 for the starting prompts
-    status: str  # regressed, baseline, accepted, not better, undecided, lost the race, searched, left out (budget)
+    # regressed, baseline, accepted, not better, undecided, lost the race, searched, left out (budget);
+    # gepa, gepa best (optimize_with_gepa)
+    status: str
     train: float | None  # joint rate (good on every requirement) on training units
     train_units: int
     validation: float | None  # joint rate on the validation units its comparison looked at
