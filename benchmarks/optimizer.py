@@ -50,7 +50,17 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from llmops.optimize import Budget, DiffSearch, FewShot, Problem, ReflectiveRewrite, Search, TextDiff, optimize
+from llmops.optimize import (
+    Budget,
+    DiffSearch,
+    FewShot,
+    OptimizationResult,
+    Problem,
+    ReflectiveRewrite,
+    Search,
+    TextDiff,
+    optimize,
+)
 from llmops.optimize.simulate import HARM, HELP_A, HELP_B, SimulatedTask
 from llmops.stats.intervals import clopper_pearson
 
@@ -69,16 +79,8 @@ CONFIGS = {
 }
 
 
-def run(args: tuple[str, int, int]) -> dict[str, Any]:
-    """One optimization; what the tables need."""
-    name, seed, max_calls = args
-    variant, names, racing = CONFIGS[name]
-    # "demos": the same regression, but each demonstration of a case's own group adds 1.2 to
-    # the log-odds (0.4 otherwise), so that few-shot examples can matter.
-    task = SimulatedTask(seed, demo_effect=1.2) if variant == "demos" else SimulatedTask(seed, variant=variant)
-    diff = DiffSearch()
-    make = {"diff": lambda: diff, "rewrite": lambda: ReflectiveRewrite(task.rewriter()), "few-shot": FewShot}
-    problem = Problem(
+def _problem(task: SimulatedTask, seed: int) -> Problem:
+    return Problem(
         prompt=task.regressed,
         baseline=task.baseline,
         cases=task.cases,
@@ -88,6 +90,34 @@ def run(args: tuple[str, int, int]) -> dict[str, Any]:
         concurrency=64,
         test_units=TEST_UNITS,
     )
+
+
+def _outcome(task: SimulatedTask, result: OptimizationResult) -> dict[str, Any]:
+    """Recovery on the test cases, estimated and true, and whether a truly worse candidate was proposed."""
+    test = result.split.test
+    r_true = task.true_rate(task.regressed, test)
+    b_true = task.true_rate(task.baseline, test)
+    c_true = task.true_rate(result.candidate, test) if result.candidate is not None else r_true
+    estimate = result.recovery.value if result.recovery is not None else (0.0 if result.candidate is None else math.nan)
+    return {
+        "recovery": estimate,
+        "true_recovery": (c_true - r_true) / (b_true - r_true) if b_true > r_true else math.nan,
+        "accepted": result.candidate is not None,
+        "truly_worse": result.candidate is not None and c_true < r_true - 1e-9,
+        "calls": result.calls,
+    }
+
+
+def run(args: tuple[str, int, int]) -> dict[str, Any]:
+    """One optimization; what the tables need."""
+    name, seed, max_calls = args
+    variant, names, racing = CONFIGS[name]
+    # "demos": the same regression, but each demonstration of a case's own group adds 1.2 to
+    # the log-odds (0.4 otherwise), so that few-shot examples can matter.
+    task = SimulatedTask(seed, demo_effect=1.2) if variant == "demos" else SimulatedTask(seed, variant=variant)
+    diff = DiffSearch()
+    make = {"diff": lambda: diff, "rewrite": lambda: ReflectiveRewrite(task.rewriter()), "few-shot": FewShot}
+    problem = _problem(task, seed)
     started = time.perf_counter()
     result = optimize(
         problem,
@@ -95,23 +125,14 @@ def run(args: tuple[str, int, int]) -> dict[str, Any]:
         budget=Budget(max_calls=max_calls, max_proposer_calls=PROPOSER_CALLS),
         search=Search(racing=racing),
     )
-    test = result.split.test
-    r_true = task.true_rate(task.regressed, test)
-    b_true = task.true_rate(task.baseline, test)
-    c_true = task.true_rate(result.candidate, test) if result.candidate is not None else r_true
     hunks = TextDiff(task.baseline, task.regressed).hunks
     culprits = {h.index for h in hunks if HARM.text in h.after or HELP_A.text in h.before or HELP_B.text in h.before}
     harmful = next((h.index for h in hunks if HARM.text in h.after), None)  # none in the no-recovery variant
-    estimate = result.recovery.value if result.recovery is not None else (0.0 if result.candidate is None else math.nan)
     return {
         "name": name,
         "seed": seed,
         "budget": max_calls,
-        "recovery": estimate,
-        "true_recovery": (c_true - r_true) / (b_true - r_true) if b_true > r_true else math.nan,
-        "accepted": result.candidate is not None,
-        "truly_worse": result.candidate is not None and c_true < r_true - 1e-9,
-        "calls": result.calls,
+        **_outcome(task, result),
         "train_calls": result.calls_by_purpose.get("train", 0),
         "purposes": dict(result.calls_by_purpose),
         "rounds": result.rounds,
@@ -141,33 +162,17 @@ def run_gepa(args: tuple[str, int, int]) -> dict[str, Any]:
     name, seed, max_calls = args
     variant, reflections = GEPA[name]
     task = SimulatedTask(seed, variant=variant)
-    problem = Problem(
-        prompt=task.regressed,
-        baseline=task.baseline,
-        cases=task.cases,
-        requirements=[task.requirement],
-        model=task.model,
-        seed=seed,
-        concurrency=64,
-        test_units=TEST_UNITS,
-    )
+    problem = _problem(task, seed)
     result = optimize_with_gepa(
         problem, task.rewriter(), budget=Budget(max_calls=max_calls, max_proposer_calls=reflections)
     )
-    test = result.split.test
-    r_true, b_true = task.true_rate(task.regressed, test), task.true_rate(task.baseline, test)
-    c_true = task.true_rate(result.candidate, test) if result.candidate is not None else r_true
     best = next((s for s in result.trajectory if s.status == "gepa best"), None)
     return {
         "name": name,
         "seed": seed,
-        "recovery": result.recovery.value if result.recovery is not None else 0.0,
-        "true_recovery": (c_true - r_true) / (b_true - r_true) if b_true > r_true else math.nan,
-        "accepted": result.candidate is not None,
-        "truly_worse": result.candidate is not None and c_true < r_true - 1e-9,
+        **_outcome(task, result),
         "in_sample": best.validation if best is not None and best.validation is not None else math.nan,
         "test_rate": result.test_scores[0].rate if result.test_scores else math.nan,
-        "calls": result.calls,
         "reflections": result.proposer_calls,
     }
 
