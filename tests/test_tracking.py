@@ -621,3 +621,21 @@ def test_promote_candidate_refuses_a_candidate_that_misses_on_held_out_cases_unl
     assert cli([*args, "--force"]) == 0
     assert "warning: accepting anyway (--force)" in capsys.readouterr().out
     assert client.get_prompt_version_by_alias("support-bot", "baseline").version == cand.version
+
+
+def test_promote_candidate_refuses_an_alias_another_experiment_owns_unless_forced(candidate_store, tmp_path, capsys):
+    uri, base_run, _ = _copy_store(candidate_store, tmp_path)
+    client = MlflowClient(uri)
+    cand = client.get_prompt_version_by_alias("support-bot", "candidate")
+    old = client.get_prompt_version_by_alias("support-bot", "baseline").version
+    args = ["promote", "--prompt", "support-bot", "--candidate", "--tracking-uri", uri, "--experiment", "other"]
+    assert cli(args) == 2
+    err = capsys.readouterr().err
+    assert f"prompts:/support-bot@baseline is the baseline of experiment 'opt' (run {base_run})" in err
+    assert "pass --experiment 'opt' if that is yours, or use another --alias for 'other'" in err
+    assert client.get_prompt_version_by_alias("support-bot", "baseline").version == old
+    assert cli([*args, "--alias", "other-baseline"]) == 0  # an alias of its own is free to set
+    assert client.get_prompt_version_by_alias("support-bot", "other-baseline").version == cand.version
+    assert "has no baseline run @other-baseline yet" in capsys.readouterr().out
+    assert cli([*args, "--force"]) == 0
+    assert client.get_prompt_version_by_alias("support-bot", "baseline").version == cand.version

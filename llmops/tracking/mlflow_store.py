@@ -502,7 +502,8 @@ class MlflowStore:
             return ""
         return (
             f"prompts:/{name}@{alias} is the baseline of experiment '{owner_exp}' (run {owner_run}), and registry "
-            f"aliases are shared by all experiments; use another --alias for '{self.experiment}'"
+            f"aliases are shared by all experiments; pass --experiment '{owner_exp}' if that is yours, or use "
+            f"another --alias for '{self.experiment}'"
         )
 
     def _alias_owner(self, name: str, alias: str) -> tuple[str, str]:
