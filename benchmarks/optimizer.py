@@ -369,7 +369,10 @@ def main() -> None:
         f"{GEPA_CALLS} model calls (test scoring included), and the scripted proposer as its reflection model "
         "(the same edit distribution, one new text per reflection call; GEPA's own reflection prompt). GEPA "
         "selects its winner by its score on the validation cases it searched with (in-sample); llmops scores "
-        f"that winner on the {TEST_UNITS} held-out test samples per prompt, as it scores its own.",
+        f"that winner on the {TEST_UNITS} held-out test samples per prompt, as it scores its own. (MLflow's "
+        "`mlflow.genai.optimize_prompts` with `GepaPromptOptimizer` is not used: it takes the reflection model "
+        "only as a `<provider>:/<model>` name that it calls through the provider, not as a Python callable, "
+        "so it cannot run offline with the scripted proposer.)",
         "",
     ]
     if gepa_error:
