@@ -14,6 +14,7 @@ from llmops.optimize import Budget, Problem, Search, optimize_with_gepa, split_c
 from llmops.optimize.backends import _Adapter
 from llmops.optimize.evaluate import Evaluator
 from llmops.optimize.simulate import SimulatedTask
+from llmops.sampling import run_sync
 
 
 class Counting:
@@ -101,3 +102,28 @@ def test_without_gepa_installed_the_error_says_what_to_install(monkeypatch):
     task = SimulatedTask(0)
     with pytest.raises(ConfigError, match=r"pip install 'llmops\[gepa\]'"):
         optimize_with_gepa(_problem(task, task.model))
+
+
+def test_gepa_reflects_with_a_real_langchain_chat_model_over_http():
+    pytest.importorskip("gepa")
+    from fake_openai import FakeOpenAI
+    from langchain_openai import ChatOpenAI
+
+    task = SimulatedTask(1)
+    scripted = task.rewriter().fn  # the same edits, answered over HTTP by the loopback server
+    rng = random.Random(0)
+
+    def reply(request: dict) -> str:
+        return scripted("\n".join(str(m["content"]) for m in request["messages"]), rng)
+
+    with FakeOpenAI(reply) as server:
+        model = ChatOpenAI(model="gpt-test", api_key="sk-test-key", base_url=server.base_url, max_retries=0)
+        result = optimize_with_gepa(
+            _problem(task, task.model, test_units=50), model, budget=Budget(max_calls=1200, max_proposer_calls=12)
+        )
+        run_sync(model.root_async_client.close())  # the pooled connection, on the loop that opened it
+    assert server.requests == result.proposer_calls <= 12 and result.calls <= 1200
+    asks = [str(body["messages"][-1]["content"]) for _, body in server.received]
+    assert all("Provide the new instructions within ``` blocks" in a and "{question}" in a for a in asks)
+    assert any("exactly the expected answer" in a for a in asks)  # the checks' reasons are GEPA's feedback
+    assert result.settings["reflection_model"] != "scripted-rewriter" and result.test_scores
