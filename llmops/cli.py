@@ -17,10 +17,10 @@ class CommandError(LlmopsError):
     """A command that cannot go on; the message names the thing and the fix."""
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace, *, create: bool = True) -> Any:
     from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
 
-    store = MlflowStore(tracking_uri(args.tracking_uri), args.experiment)
+    store = MlflowStore(tracking_uri(args.tracking_uri), args.experiment, create=create)
     store.check_reachable()
     return store
 
@@ -54,7 +54,23 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    store = _store(args)
+    if args.candidate or args.prompt:
+        if args.run_id:
+            raise CommandError("give either a RUN_ID or --prompt NAME --candidate, not both")
+        if not (args.candidate and args.prompt):
+            raise CommandError(
+                "to accept the optimizer's candidate give both --prompt NAME and --candidate"
+                if args.candidate
+                else "--prompt names the prompt whose candidate to accept: add --candidate (or give a RUN_ID instead)"
+            )
+        for line in _store(args, create=False).promote_candidate(args.prompt, args.alias, force=args.force):
+            print(line)
+        return 0
+    if not args.run_id:
+        raise CommandError(
+            "give the RUN_ID to promote, or --prompt NAME --candidate to accept the optimizer's candidate"
+        )
+    store = _store(args, create=False)
     for line in store.promote(args.run_id, args.alias, force=args.force):
         print(line)
     print(f"run {args.run_id} is now baseline @{args.alias} in experiment '{args.experiment}'")
@@ -181,11 +197,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spool-dir", type=Path, default=Path(".llmops") / "spool")
     p.set_defaults(fn=cmd_sync)
 
-    p = sub.add_parser("promote", parents=[common], help="mark a run as the baseline")
-    p.add_argument("run_id")
+    p = sub.add_parser(
+        "promote",
+        parents=[common],
+        help="mark a run as the baseline, or accept the optimizer's candidate (--prompt NAME --candidate)",
+    )
+    p.add_argument("run_id", nargs="?", help="the run to mark as the baseline")
+    p.add_argument("--prompt", default=None, help="with --candidate: the prompt whose candidate to accept")
+    p.add_argument(
+        "--candidate",
+        action="store_true",
+        help="move the registry alias prompts:/NAME@ALIAS to the version aliased candidate (the optimizer's proposal)",
+    )
     p.add_argument("--alias", default="baseline", help="baseline alias (default baseline)")
     p.add_argument(
-        "--force", action="store_true", help="promote a session that failed, errored, regressed or was partial"
+        "--force",
+        action="store_true",
+        help="promote a session that failed, errored, regressed or was partial; accept a candidate that misses "
+        "a requirement on its held-out cases; move an alias another experiment set",
     )
     p.set_defaults(fn=cmd_promote)
 

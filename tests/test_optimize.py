@@ -390,6 +390,30 @@ def test_memo_scores_the_same_candidate_twice_without_new_calls():
         assert other.memo[key] == ev.memo[key]
 
 
+def test_a_recovery_check_says_no_from_drawn_training_samples_but_yes_only_from_fresh_ones():
+    task = SimulatedTask(1)
+    counting = Counting(task)
+    p = problem(task, 1, counting.model)
+    ev = Evaluator(p, split_cases(p.cases, 1), Budget(), Search(), 0.0)
+    for prompt in (task.regressed, task.baseline):
+        ev.train_score(prompt)
+    n = counting.calls
+    # About 60 points worse on every training sample drawn so far: "no", without a call.
+    assert ev.clearly_worse(task.regressed, task.baseline)
+    assert ev.not_worse(task.regressed, task.baseline, "train") == (False, 0) and counting.calls == n
+    # Everything reverted but a harmless sentence: as good as the baseline; "yes" is asked on fresh samples.
+    diff = TextDiff(task.baseline, task.regressed)
+    harmless = next(h.index for h in diff.hunks if "Thank the customer" in h.after)
+    equal = diff.revert({h.index for h in diff.hunks} - {harmless})
+    ev.train_score(equal)
+    assert not ev.clearly_worse(equal, task.baseline)
+    before = ev.calls_by_purpose["train check"]
+    _, looked = ev.not_worse(equal, task.baseline, "train")
+    assert looked > 0 and ev.calls_by_purpose["train check"] > before
+    # Too few drawn pairs: no answer from them.
+    assert not ev.clearly_worse(task.regressed, Prompt("support-bot", "Nothing drawn yet. {question}"))
+
+
 def test_each_proposer_improves_on_the_simulated_task_over_seeds():
     """The candidate's TRUE rate on the test cases beats the regressed prompt's, in most seeds."""
     wins = Counter()

@@ -487,3 +487,155 @@ print(MlflowStore(sys.argv[1], "opt").log_session(record))
     (child,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
     assert child.data.tags["llmops.candidate"] == f"prompts:/support-bot/{pv.version}"
     assert "recovery" in child.data.metrics and client.get_metric_history(child.info.run_id, "train")
+
+
+# -- accepting a candidate: llmops promote --prompt NAME --candidate ------------------------
+
+
+@pytest.fixture(scope="module")
+def candidate_store(tmp_path_factory):
+    """A real sqlite store where a session logged a real optimizer candidate for support-bot,
+    and the session that ran the baseline text was promoted as @baseline."""
+    from llmops.optimize.simulate import SimulatedTask
+    from llmops.optimize.trigger import search
+    from llmops.tracking.record import finish as finish_record
+
+    root = tmp_path_factory.mktemp("candidate")
+    uri = f"sqlite:///{root}/mlflow.db"
+    task = SimulatedTask(seed=1)
+    store = MlflowStore(uri, "opt")
+    base = Session(model=task.model, test_id="t::t").sample(task.baseline, task.cases)
+    base.evaluate(checks.exact(), at_least=0.5)
+    base_run = store.log_session(finish_record(new_record({}), [r.to_dict() for r in base.results]))
+    store.promote(base_run, "baseline")
+    run = Session(model=task.model, test_id="t::t").sample(task.regressed, task.cases)
+    run.evaluate(checks.exact(), at_least=0.5)
+    run.baseline_prompt = task.baseline
+    candidate = search(run, root / "cands")
+    assert candidate.get("version"), candidate["message"]
+    record = finish_record(new_record({}), [r.to_dict() for r in run.results])
+    record["candidates"] = [candidate]
+    store.log_session(record)
+    return root / "mlflow.db", base_run, candidate
+
+
+def _copy_store(candidate_store, tmp_path):
+    import shutil
+
+    db, base_run, candidate = candidate_store
+    shutil.copy(db, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path}/mlflow.db", base_run, candidate
+
+
+def _inventory(client: MlflowClient) -> tuple:
+    """Everything promote must never create: prompts, versions, experiments, runs."""
+    prompts = sorted(p.name for p in client.search_prompts())
+    versions = sorted((n, v.version) for n in prompts for v in client.search_prompt_versions(n))
+    experiments = sorted(e.name for e in client.search_experiments())
+    exps = [e.experiment_id for e in client.search_experiments()]
+    return prompts, versions, experiments, len(client.search_runs(exps))
+
+
+def test_promote_candidate_moves_only_the_alias_and_prints_the_held_out_numbers(candidate_store, tmp_path, capsys):
+    uri, base_run, candidate = _copy_store(candidate_store, tmp_path)
+    client = MlflowClient(uri)
+    before = _inventory(client)
+    old = client.get_prompt_version_by_alias("support-bot", "baseline").version
+    cand = client.get_prompt_version_by_alias("support-bot", "candidate")
+    assert old != cand.version  # the optimizer never moved @baseline
+    args = ["promote", "--prompt", "support-bot", "--candidate", "--tracking-uri", uri, "--experiment", "opt"]
+    assert cli(args) == 0
+    out = capsys.readouterr().out
+    assert client.get_prompt_version_by_alias("support-bot", "baseline").version == cand.version
+    assert client.get_prompt_version_by_alias("support-bot", "candidate").version == cand.version
+    assert _inventory(client) == before  # nothing created
+    # The run-level baseline (what --llmops-baseline=baseline reads) is the promoted session still.
+    assert client.get_experiment_by_name("opt").tags[ALIAS_TAG + "baseline"] == base_run
+    recovery = candidate["result"]["recovery"]["value"]
+    (score,) = candidate["result"]["test_scores"]
+    assert f"prompts:/support-bot/{cand.version} (@candidate) -> @baseline (was version {old})" in out
+    assert f"proposed for support-bot@{candidate['incumbent_version']}" in out
+    assert f"held-out recovery {100 * recovery:.0f}%" in out
+    assert f"held out: {score['requirement']}: {100 * score['rate']:.0f}% ({score['verdict']})" in out
+    assert f"still compares against run {base_run}" in out
+    # The prompt the registry now serves is the candidate's text.
+    assert Prompt.load("prompts:/support-bot@baseline", tracking_uri=uri).version == candidate["version"]
+    # Again: nothing to move, exit 0.
+    assert cli(args) == 0
+    assert "already version" in capsys.readouterr().out
+
+
+def test_promote_candidate_refusals_name_the_fix_and_change_nothing(candidate_store, tmp_path, capsys):
+    uri, _, _ = _copy_store(candidate_store, tmp_path)
+    client = MlflowClient(uri)
+    before = _inventory(client)
+    baseline_version = client.get_prompt_version_by_alias("support-bot", "baseline").version
+
+    def refused(*extra: str) -> str:
+        assert cli(["promote", *extra]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and "Traceback" not in captured.err
+        (line,) = captured.err.strip().splitlines()
+        return line
+
+    common = ["--tracking-uri", uri, "--experiment", "opt"]
+    line = refused("--prompt", "no-such-prompt", "--candidate", *common)
+    assert "prompt 'no-such-prompt' is not in the prompt registry" in line and "support-bot" in line
+    assert "check --prompt" in line
+    client.delete_prompt_alias("support-bot", "candidate")
+    line = refused("--prompt", "support-bot", "--candidate", *common)
+    assert "has no version with the alias @candidate" in line and "--llmops-optimize=on-regression" in line
+    assert "--alias candidate would move" in refused(
+        "--prompt", "support-bot", "--candidate", "--alias", "candidate", *common
+    )
+    assert "add --candidate" in refused("--prompt", "support-bot", *common)
+    assert "give both --prompt NAME and --candidate" in refused("--candidate", *common)
+    assert "not both" in refused("some-run-id", "--prompt", "support-bot", "--candidate", *common)
+    assert "give the RUN_ID to promote" in refused(*common)
+    assert _inventory(client) == before
+    assert client.get_prompt_version_by_alias("support-bot", "baseline").version == baseline_version
+
+    # A store that does not exist is not created; a server that does not answer is named.
+    missing = tmp_path / "nowhere.db"
+    line = refused("--prompt", "support-bot", "--candidate", "--tracking-uri", f"sqlite:///{missing}")
+    assert f"there is no MLflow store at sqlite:///{missing}" in line and "--tracking-uri" in line
+    assert not missing.exists()
+    port = _free_port()
+    line = refused("--prompt", "support-bot", "--candidate", "--tracking-uri", f"http://127.0.0.1:{port}")
+    assert f"http://127.0.0.1:{port} is unreachable" in line
+
+
+def test_promote_candidate_refuses_a_candidate_that_misses_on_held_out_cases_unless_forced(
+    candidate_store, tmp_path, capsys
+):
+    uri, _, _ = _copy_store(candidate_store, tmp_path)
+    client = MlflowClient(uri)
+    cand = client.get_prompt_version_by_alias("support-bot", "candidate")
+    (key,) = [k for k in cand.tags if k.startswith("llmops.test.")]
+    client.set_prompt_version_tag("support-bot", cand.version, key, "0.3000 (misses) exact at least 50%")
+    args = ["promote", "--prompt", "support-bot", "--candidate", "--tracking-uri", uri, "--experiment", "opt"]
+    assert cli(args) == 2
+    err = capsys.readouterr().err
+    assert "misses 'exact at least 50%' on its held-out test cases (30%)" in err and "--force" in err
+    assert client.get_prompt_version_by_alias("support-bot", "baseline").version != cand.version
+    assert cli([*args, "--force"]) == 0
+    assert "warning: accepting anyway (--force)" in capsys.readouterr().out
+    assert client.get_prompt_version_by_alias("support-bot", "baseline").version == cand.version
+
+
+def test_promote_candidate_refuses_an_alias_another_experiment_owns_unless_forced(candidate_store, tmp_path, capsys):
+    uri, base_run, _ = _copy_store(candidate_store, tmp_path)
+    client = MlflowClient(uri)
+    cand = client.get_prompt_version_by_alias("support-bot", "candidate")
+    old = client.get_prompt_version_by_alias("support-bot", "baseline").version
+    args = ["promote", "--prompt", "support-bot", "--candidate", "--tracking-uri", uri, "--experiment", "other"]
+    assert cli(args) == 2
+    err = capsys.readouterr().err
+    assert f"prompts:/support-bot@baseline is the baseline of experiment 'opt' (run {base_run})" in err
+    assert "pass --experiment 'opt' if that is yours, or use another --alias for 'other'" in err
+    assert client.get_prompt_version_by_alias("support-bot", "baseline").version == old
+    assert cli([*args, "--alias", "other-baseline"]) == 0  # an alias of its own is free to set
+    assert client.get_prompt_version_by_alias("support-bot", "other-baseline").version == cand.version
+    assert "has no baseline run @other-baseline yet" in capsys.readouterr().out
+    assert cli([*args, "--force"]) == 0
+    assert client.get_prompt_version_by_alias("support-bot", "baseline").version == cand.version

@@ -10,9 +10,11 @@ Candidates come from proposers, race on training cases, replace the incumbent on
 paired test on validation cases says they are better, and the winner is scored once on
 held-out test cases.  See ``search`` for the loop, ``evaluate`` for the statistics,
 ``proposers`` for the proposers (and how to write one), ``split`` for the split, and
-``simulate`` for a simulated task with a known optimum.
+``simulate`` for a simulated task with a known optimum.  ``optimize_with_gepa`` runs GEPA
+instead (``pip install 'llmops[gepa]'``) and scores its winner on the same held-out split.
 """
 
+from llmops.optimize.backends import optimize_with_gepa
 from llmops.optimize.evaluate import Comparison, Estimate, TestScore, recovery_estimate
 from llmops.optimize.problem import Budget, Problem, Requirement, Score, Search
 from llmops.optimize.proposers import (
@@ -58,6 +60,7 @@ __all__ = [
     "TextDiff",
     "escape_braces",
     "optimize",
+    "optimize_with_gepa",
     "parse_candidates",
     "recovery_estimate",
     "sentences",

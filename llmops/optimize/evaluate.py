@@ -17,7 +17,9 @@ Unit orders, fixed by the seed before any call:
   betting test needs.
 - checks against the baseline ("does this recover?"): random cases as well, on sample
   indices no race or acceptance test uses (from ``FRESH`` up), so a candidate chosen for
-  doing well on some samples is judged on others.
+  doing well on some samples is judged on others.  Only a "no" may come without new calls,
+  from training samples already drawn (``Evaluator.clearly_worse``): being chosen on them
+  flatters a candidate, so "worse even there" is a conservative answer.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 from llmops.cases import Case
 from llmops.checks.base import Outcome
 from llmops.designs import RandomCases
+from llmops.errors import ConfigError
 from llmops.optimize.problem import Budget, Problem, Requirement, Score, Search
 from llmops.optimize.split import Split
 from llmops.prompts import Prompt
@@ -59,6 +62,9 @@ RESAMPLES = 2000
 FRESH = 10**9
 #: Acceptance tests against the i-th incumbent use validation sample indices from i * SEGMENT.
 SEGMENT = 10**6
+
+#: Fewest memoized training pairs from which ``Evaluator.clearly_worse`` answers.
+MIN_MEMO_PAIRS = 20
 
 Slot = tuple[Case, int]
 
@@ -214,6 +220,18 @@ class Evaluator:
         n = len(self._test)
         u = math.ceil(self.problem.test_units / n) * n  # whole passes: every test case weighs the same
         return [(self._test[j % n], j // n) for j in range(u)]
+
+    def reserve_test_calls(self) -> None:
+        """Keep back the calls that score the winner, the regressed prompt and the baseline
+        on the test split; an error when the budget cannot pay for them and a search."""
+        n_prompts = 2 + (self.problem.baseline is not None)
+        self.reserve = len(self.test_slots()) * n_prompts
+        if self.limit is not None and self.reserve >= self.limit:
+            raise ConfigError(
+                f"a budget of {self.limit} model calls cannot pay for scoring on the test split "
+                f"({self.reserve} calls: {len(self.test_slots())} samples x {n_prompts} prompts) and a search; "
+                "raise Budget(max_calls=...) or lower Problem(test_units=...)"
+            )
 
     @property
     def budget_left(self) -> int | None:
@@ -416,16 +434,41 @@ class Evaluator:
         error rates at ``Search.check_error``; undecided at ``max_pairs`` counts as no.
         Returns the answer and the units looked at.
         """
+        if self.clearly_worse(candidate, baseline):
+            return False, 0
         e = self.search.check_error
         design = paired_design(self.tolerance, e, e, self.search.check_pairs)
         verdict, _, looked = self._paired(candidate, baseline, lambda a, b: self.check_slots(split, a, b), design)
         return verdict == NOT_WORSE, looked
+
+    def clearly_worse(self, candidate: Prompt, baseline: Prompt) -> bool:
+        """The training samples drawn so far already say "worse than the baseline" (no call).
+
+        The fixed-n 95% paired interval over the training units both prompts have in the
+        memo lies below 0 (a one-sided error of 2.5%, on top of the fresh test's).  Only
+        this answer is taken from samples the search has seen: a candidate chosen for doing
+        well on them looks better there than it is, so "worse" on them is conservative,
+        while "not worse" is asked on fresh samples (``not_worse``).
+        """
+        wins = losses = ties = 0
+        for c, i in self.train_slots(self.max_units):
+            a, b = self.memo.get((candidate.version, c.key, i)), self.memo.get((baseline.version, c.key, i))
+            if a is None or b is None or a.joint is None or b.joint is None:
+                continue
+            wins += a.joint and not b.joint
+            losses += b.joint and not a.joint
+            ties += a.joint == b.joint
+        if wins + losses + ties < MIN_MEMO_PAIRS:
+            return False
+        return difference_interval(wins, losses, ties)[1] < 0
 
     def recovered(self, candidate: Prompt, baseline: Prompt | None) -> tuple[bool, Score]:
         """With a baseline, not worse than it on fresh validation units; and every
         requirement met there (point estimates over all those units, ``Search.val_units``
         at least)."""
         ok, looked = self.not_worse(candidate, baseline, "validation") if baseline is not None else (True, 0)
+        if not ok:
+            return False, score_units([], self.requirements)
         score = self.score(candidate, self.check_slots("validation", 0, max(looked, self.search.val_units)))
         return ok and score.meets_all, score
 

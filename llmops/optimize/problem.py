@@ -137,7 +137,9 @@ class Search:
     "Recovers" (``DiffSearch``'s test of a partial revert, on training cases, and the
     "recovered" stop, on validation cases) asks the gate's own question on fresh samples:
     the paired test of "not worse than the baseline" against "worse by the tolerance", both
-    error rates ``check_error``, at most ``check_pairs`` pairs (undecided counts as no); the stop also needs every requirement's rate on the
+    error rates ``check_error``, at most ``check_pairs`` pairs (undecided counts as no), after a
+    free look at the training samples already drawn, which may only say no (their 95% paired
+    interval below 0); the stop also needs every requirement's rate on the
     validation samples (``val_units`` or more) at its threshold.  These steer the search;
     the claims are the acceptance test's and the test split's.
     """

@@ -73,7 +73,9 @@ class Step:
     parent: str | None  # the incumbent when it was proposed
     proposer: str  # a proposer's name, or "regressed" / "baseline" for the starting prompts
     round: int  # 0 for the starting prompts
-    status: str  # regressed, baseline, accepted, not better, undecided, lost the race, searched, left out (budget)
+    # regressed, baseline, accepted, not better, undecided, lost the race, searched, left out (budget);
+    # gepa, gepa best (optimize_with_gepa)
+    status: str
     train: float | None  # joint rate (good on every requirement) on training units
     train_units: int
     validation: float | None  # joint rate on the validation units its comparison looked at
@@ -253,14 +255,7 @@ class _Run:
         self.start = time.monotonic()
         self.split = split_cases(problem.cases, problem.seed)
         self.ev = Evaluator(problem, self.split, budget, search, self.start)
-        n_prompts = 2 + (problem.baseline is not None)
-        self.ev.reserve = len(self.ev.test_slots()) * n_prompts
-        if budget.max_calls is not None and self.ev.reserve >= budget.max_calls:
-            raise ConfigError(
-                f"a budget of {budget.max_calls} model calls cannot pay for scoring on the test split "
-                f"({self.ev.reserve} calls: {len(self.ev.test_slots())} samples x {n_prompts} prompts) and a search; "
-                "raise Budget(max_calls=...) or lower Problem(test_units=...)"
-            )
+        self.ev.reserve_test_calls()
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -545,34 +540,20 @@ class _Run:
     def _result(self, stop: str, detail: str) -> OptimizationResult:
         p, ev = self.problem, self.ev
         candidate = self.incumbent if self.incumbent.version != p.prompt.version else None
-        scores: tuple[TestScore, ...] = ()
-        improvement = versus = recovery = None
-        before = ev.calls
-        if candidate is not None:
-            scores, improvement, versus, recovery = score_test(ev, candidate, p.prompt, p.baseline)
-        return OptimizationResult(
-            prompt=p.prompt,
-            baseline=p.baseline,
-            candidate=candidate,
-            diff=unified_diff(p.prompt, candidate) if candidate is not None else "",
-            test_scores=scores,
-            improvement=improvement,
-            versus_baseline=versus,
-            recovery=recovery,
+        return scored_result(
+            ev,
+            candidate,
             trajectory=tuple(self._step(v) for v in self.entries),
-            split=self.split,
             stopped_because=stop,
             stop_detail=detail,
             rounds=self.round,
-            calls=ev.calls,
-            test_calls=ev.calls - before,
             proposer_calls=self.proposer_calls,
             rejected=tuple(self.rejected),
             unparsed=self.unparsed_count,
             duplicates=self.duplicates,
             comparisons=ev.comparisons,
             alpha=self.search.alpha,
-            seconds=time.monotonic() - self.start,
+            start=self.start,
             settings={
                 "proposers": [getattr(x, "name", type(x).__name__) for x in self.proposers],
                 "search": dict(self.search.__dict__),
@@ -581,8 +562,35 @@ class _Run:
                 "model": p.model_under_test.id,
                 "test_units": len(ev.test_slots()),
             },
-            calls_by_purpose=dict(ev.calls_by_purpose),
         )
+
+
+def scored_result(ev: Evaluator, candidate: Prompt | None, *, start: float, **fields: Any) -> OptimizationResult:
+    """Score the candidate once on the test split (with the regressed prompt and the baseline)
+    and make the result: the one ending of every search and backend.  ``fields``: the
+    search's own fields of ``OptimizationResult`` (trajectory, stop, counts, settings)."""
+    p = ev.problem
+    before = ev.calls
+    scores: tuple[TestScore, ...] = ()
+    improvement = versus = recovery = None
+    if candidate is not None:
+        scores, improvement, versus, recovery = score_test(ev, candidate, p.prompt, p.baseline)
+    return OptimizationResult(
+        prompt=p.prompt,
+        baseline=p.baseline,
+        candidate=candidate,
+        diff=unified_diff(p.prompt, candidate) if candidate is not None else "",
+        test_scores=scores,
+        improvement=improvement,
+        versus_baseline=versus,
+        recovery=recovery,
+        split=ev.split,
+        calls=ev.calls,
+        test_calls=ev.calls - before,
+        seconds=time.monotonic() - start,
+        calls_by_purpose=dict(ev.calls_by_purpose),
+        **fields,
+    )
 
 
 def write_candidate(result: OptimizationResult, directory: str | Path) -> Path | None:

@@ -55,6 +55,8 @@ REWORDINGS = (
     ("Use plain language.", "Prefer plain words."),
 )
 ADDED = "Thank the customer for writing."  # an intended, harmless addition
+#: The closing request of GEPA's default reflection prompt (gepa.strategies.instruction_proposal).
+GEPA_ASK = "Provide the new instructions within ``` blocks"
 NEUTRAL_POOL = ("Be concise.", "Use a calm tone.", "Answer in the customer's language.", "Avoid jargon.")
 
 
@@ -157,7 +159,8 @@ class SimulatedTask:
         broken: float = 0.05,
         malformed: float = 0.05,
     ) -> FunctionModel:
-        """A proposer model that reads ReflectiveRewrite's request and edits the current prompt.
+        """A proposer model that reads ReflectiveRewrite's request (or GEPA's reflection
+        prompt, answering with one text in a ``` block) and edits the current prompt.
 
         Each candidate gets one edit drawn with the given probabilities (helpful: add a
         missing helpful instruction or drop the harmful one, neutral when there is none
@@ -170,6 +173,12 @@ class SimulatedTask:
         def reply(request: str, rng: random.Random) -> str:
             m = re.search(r"<current>\n(.*?)\n</current>", request, re.S)
             k = re.search(r"Write exactly (\d+)", request)
+            gepa = re.search(r"```\n(.*?)\n```", request, re.S)
+            if (m is None or k is None) and gepa is not None and GEPA_ASK in request:
+                # GEPA's reflection prompt: the current text in the first ``` block; one new text back.
+                kind = rng.choices(list(weights), list(weights.values()))[0]
+                text = _edit(gepa.group(1), kind, rng)
+                return f"```\n{text}\n" + ("" if kind == "malformed" else "```\n")
             if m is None or k is None:
                 return "I could not read the request."
             current = m.group(1)

@@ -22,6 +22,10 @@ SESSION_TAG = "llmops.session_id"
 COMPLETE_TAG = "llmops.complete"
 ALIAS_TAG = "llmops.alias."  # experiment tag: llmops.alias.<alias> = run id; prompt tag: "<run id> <experiment>"
 VERSION_TAG = "llmops.version"  # prompt-version tag: our content hash
+CANDIDATE = "candidate"  # the registry alias of the optimizer's proposal (never a production alias)
+PARENT_TAG = "llmops.parent_version"  # candidate tags: the version it was proposed for,
+RECOVERY_TAG = "llmops.recovery"  # its held-out recovery,
+TEST_TAG = "llmops.test."  # and per requirement its held-out rate and verdict: "0.8167 (meets)"
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 _BACK = {v: k for k, v in _ROLES.items()}
 
@@ -92,10 +96,33 @@ def from_mlflow_template(template: Any) -> list[tuple[str, str]]:
     return [(_BACK.get(m["role"], "human"), convert(m["content"])) for m in template]
 
 
+def require_existing_store(uri: str) -> None:
+    """A local store (sqlite file or directory) must exist: reading it must not create it."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        path = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else parsed.path
+        if path in ("", ":memory:") or os.path.exists(path):
+            return
+    elif parsed.scheme in ("", "file"):
+        if os.path.isdir(parsed.path if parsed.scheme == "file" else uri):
+            return
+    else:
+        return
+    raise TrackingUnavailable(
+        f"there is no MLflow store at {uri}; point --tracking-uri (or MLFLOW_TRACKING_URI) at the store your "
+        "sessions log to"
+    )
+
+
 class MlflowStore:
-    def __init__(self, uri: str, experiment: str = "llmops") -> None:
+    def __init__(self, uri: str, experiment: str = "llmops", *, create: bool = True) -> None:
+        """``create=False``: an error rather than a new local store when none is at ``uri``."""
         from mlflow import MlflowClient
 
+        if not create:
+            require_existing_store(uri)
         self.uri = uri
         self.experiment = experiment
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -270,11 +297,11 @@ class MlflowStore:
         parts = (result.get("candidate") or {}).get("parts") or []
         name, version = candidate["prompt"], candidate["version"]
         recovery = (result.get("recovery") or {}).get("value")
-        tags = {VERSION_TAG: version, "llmops.parent_version": str(candidate.get("incumbent_version", ""))}
+        tags = {VERSION_TAG: version, PARENT_TAG: str(candidate.get("incumbent_version", ""))}
         if recovery is not None:
-            tags["llmops.recovery"] = f"{recovery:.4f}"
+            tags[RECOVERY_TAG] = f"{recovery:.4f}"
         for t in result.get("test_scores") or ():
-            tags[f"llmops.test.{_key(t['requirement'])[:200]}"] = f"{t['rate']:.4f} ({t['verdict']})"
+            tags[f"{TEST_TAG}{_key(t['requirement'])[:200]}"] = f"{t['rate']:.4f} ({t['verdict']}) {t['requirement']}"
         if commit:
             tags["git_commit"] = commit
         number = self._find_version(name, version)
@@ -284,7 +311,7 @@ class MlflowStore:
                     name, to_mlflow_template(parts), commit_message=f"llmops candidate {version}", tags=tags
                 ).version
             )
-        self.client.set_prompt_alias(name, "candidate", number)
+        self.client.set_prompt_alias(name, CANDIDATE, number)
         run = self.client.create_run(
             self.experiment_id(),
             start_time=ts,
@@ -375,12 +402,7 @@ class MlflowStore:
         results = record["results"]
         names = list(dict.fromkeys(r["prompt"] for r in results))
         owners = {name: self._alias_owner(name, alias) for name in names}
-        for name, (owner_run, owner_exp) in owners.items():
-            if owner_exp and owner_exp != self.experiment:
-                refusals.append(
-                    f"prompts:/{name}@{alias} is the baseline of experiment '{owner_exp}' (run {owner_run}), and "
-                    f"registry aliases are shared by all experiments; use another --alias for '{self.experiment}'"
-                )
+        refusals += [r for name in names if (r := self._foreign_alias(name, alias, owners[name]))]
         if refusals and not force:
             raise TrackingError("; ".join(refusals) + "; pass --force to promote anyway")
         lines = [f"warning: promoting anyway (--force): {r}" for r in refusals]
@@ -401,11 +423,94 @@ class MlflowStore:
         lines += [f"prompts:/{prompt}/{number} -> @{alias}" for prompt, (_, number) in versions.items()]
         return lines
 
+    def promote_candidate(self, name: str, alias: str = "baseline", *, force: bool = False) -> list[str]:
+        """Accept the optimizer's candidate: move ``prompts:/NAME@ALIAS`` to the version aliased
+        ``candidate``.  Returns lines to print: the move and the candidate's numbers (its tags).
+
+        Only the registry alias moves, and only by this explicit call (the optimizer never
+        does it): the experiment's baseline run, which ``--llmops-baseline=ALIAS`` compares
+        against, stays the last promoted session until a session that runs the candidate's
+        text is promoted.  Never creates a store, prompt, version or run.  Refused for an
+        unknown prompt or no candidate, for ``--alias candidate``, and (unless ``force``) for
+        an alias another experiment set or a candidate that misses a requirement on its
+        held-out test cases.
+        """
+        if alias == CANDIDATE:
+            raise TrackingError(
+                f"--alias {CANDIDATE} would move the candidate alias onto itself; give the alias to accept the "
+                "candidate as, e.g. --alias baseline"
+            )
+        if self.client.get_prompt(name) is None:
+            there = ", ".join(sorted(p.name for p in self.client.search_prompts(max_results=20)))
+            raise TrackingError(
+                f"prompt '{name}' is not in the prompt registry at {self.uri} (there: {there[:200] or 'none'}); "
+                "check --prompt, or point --tracking-uri (or MLFLOW_TRACKING_URI) at the store your sessions log to"
+            )
+        number = self._alias_version(name, CANDIDATE)
+        if number is None:
+            raise TrackingError(
+                f"prompt '{name}' has no version with the alias @{CANDIDATE} at {self.uri}: the optimizer has not "
+                f"proposed one; run its test with --llmops-optimize=on-regression (or on-fail) and tracking on"
+            )
+        pv = self.client.get_prompt_version(name, str(number))
+        tags = dict(pv.tags or {})
+        held_out = [_held_out(k.removeprefix(TEST_TAG), v) for k, v in sorted(tags.items()) if k.startswith(TEST_TAG)]
+        refusals = [
+            f"the candidate misses '{req}' on its held-out test cases ({rate})"
+            for req, rate, verdict in held_out
+            if verdict == "misses"
+        ]
+        foreign = self._foreign_alias(name, alias, self._alias_owner(name, alias))
+        refusals += [foreign] if foreign else []
+        if refusals and not force:
+            raise TrackingError("; ".join(refusals) + "; pass --force to accept it anyway")
+        lines = [f"warning: accepting anyway (--force): {r}" for r in refusals]
+        before = self._alias_version(name, alias)
+        parent = tags.get(PARENT_TAG, "")
+        parent_number = self._find_version(name, parent) if parent else None
+        about = [
+            f"  candidate {name}@{tags.get(VERSION_TAG, '?')}, proposed for {name}@{parent or '?'}"
+            + (f" (prompts:/{name}/{parent_number})" if parent_number is not None else "")
+        ]
+        if RECOVERY_TAG in tags:
+            recovery = float(tags[RECOVERY_TAG])
+            about.append(f"  held-out recovery {'n/a' if recovery != recovery else f'{100 * recovery:.0f}%'}")
+        about += [f"  held out: {req}: {rate} ({verdict})" for req, rate, verdict in held_out]
+        if not held_out:
+            about.append("  no held-out numbers: this version was not proposed by the llmops optimizer")
+        run = self.resolve_alias(alias)
+        keep = (
+            f"  --llmops-baseline={alias} still compares against run {run} of experiment '{self.experiment}': commit "
+            f"the candidate's text and promote the session that runs it (`pytest --llmops-promote={alias}` on main)"
+            if run
+            else f"  experiment '{self.experiment}' has no baseline run @{alias} yet (`llmops promote RUN_ID` sets one)"
+        )
+        if before == number:
+            return [
+                *lines,
+                f"prompts:/{name}@{alias} is already version {number}, the candidate; nothing moved",
+                *about,
+            ]
+        self.client.set_prompt_alias(name, alias, number)
+        was = f"was version {before}" if before is not None else "a new alias"
+        return [*lines, f"prompts:/{name}/{number} (@{CANDIDATE}) -> @{alias} ({was})", *about, keep]
+
     def _alias_version(self, name: str, alias: str) -> int | None:
         try:
             return int(self.client.get_prompt_version_by_alias(name, alias).version)
         except Exception:  # no such alias (or prompt) yet
             return None
+
+    def _foreign_alias(self, name: str, alias: str, owner: tuple[str, str]) -> str:
+        """Why ``name@alias`` is not this experiment's to move ("" when it is)."""
+        owner_run, owner_exp = owner
+        if not owner_exp or owner_exp == self.experiment:
+            return ""
+        return (
+            f"prompts:/{name}@{alias} is the baseline of experiment '{owner_exp}' (run {owner_run}), and registry "
+            f"aliases are shared by all experiments; pass --experiment '{owner_exp}' if that is yours, or use "
+            f"another --alias for '{self.experiment}'"
+        )
 
     def _alias_owner(self, name: str, alias: str) -> tuple[str, str]:
         """(run id, experiment) that last set ``name@alias`` through llmops; empty when none did."""
@@ -455,6 +560,15 @@ def model_params(results: list[dict[str, Any]]) -> dict[str, str]:
             if str(v) not in seen:
                 seen.append(str(v))
     return {_key(f"model.{m}.{k}"): ", ".join(vs)[:6000] for m, ks in values.items() for k, vs in ks.items()}
+
+
+def _held_out(key: str, value: str) -> tuple[str, str, str]:
+    """A candidate's held-out tag, "0.8167 (meets) <requirement>", as (requirement, "82%", "meets")."""
+    m = re.fullmatch(r"([0-9.]+|nan) \((\w+)\)(?: (.*))?", value, re.S)
+    if m is None:
+        return key, value, ""
+    rate = "n/a" if m.group(1) == "nan" else f"{100 * float(m.group(1)):.0f}%"
+    return m.group(3) or key, rate, m.group(2)
 
 
 def _first_line(e: BaseException) -> str:
