@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +60,62 @@ def quiet_mlflow() -> Iterator[None]:
                 os.environ.pop(k, None)
 
 
+_stores: dict[tuple[str | None, str], Future[Any]] = {}
+
+
+def prepare(uri: str | None, experiment: str) -> None:
+    """Start opening the MLflow store in a background thread, while the tests sample.
+
+    Importing MLflow and opening its store (creating tables on first use, checking that a
+    server answers, finding the experiment) takes seconds; done here, off the critical
+    path, ``publish`` at the session's end finds the store ready.  Failures wait for
+    ``publish``, which spools the record.
+    """
+    key = (uri, experiment)
+    if key in _stores:
+        return
+    future: Future[Any] = Future()
+    _stores[key] = future
+
+    def work() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(_open(uri, experiment))
+        except BaseException as e:  # publish() re-raises it, and spools the record
+            future.set_exception(e)
+
+    threading.Thread(target=work, name="llmops-tracking", daemon=True).start()
+
+
+def _open(uri: str | None, experiment: str) -> Any:
+    from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
+
+    with quiet_mlflow():
+        store = MlflowStore(tracking_uri(uri), experiment)
+        store.check_reachable()
+        store.experiment_id()  # creates the store's tables and the experiment on first use
+    return store
+
+
 def publish(record: dict[str, Any], uri: str | None, experiment: str, spool_dir: Path) -> tuple[str | None, str]:
     """Log a finished record to MLflow; on any failure keep it in the spool.
 
     Returns (run id or None, a line for the summary).  Never raises: the session's results
     matter more than the tracking server's health.
     """
-    from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
-
     resolved = uri
     try:
+        prepared = _stores.pop((uri, experiment), None)
+        store = prepared.result() if prepared is not None else _open(uri, experiment)
+        resolved = store.uri
         with quiet_mlflow():
-            resolved = tracking_uri(uri)
-            store = MlflowStore(resolved, experiment)
-            store.check_reachable()
             run_id = store.log_session(record)
     except Exception as e:  # any tracking failure spools the record
+        if resolved is None:  # the store did not open: name where it was looked for
+            with contextlib.suppress(Exception):
+                from llmops.tracking.mlflow_store import tracking_uri
+
+                resolved = tracking_uri(uri)
         path = spool.write(record, spool_dir)
         why = str(e).splitlines()[0][:400] if str(e).strip() else type(e).__name__
         log.warning("MLflow at %s failed (%s); session %s kept in %s", resolved, why, record["session_id"], path)
@@ -110,4 +152,14 @@ def promote_session(record: dict[str, Any], run_id: str | None, uri: str | None,
     return redact(f"promoted run {run_id} as baseline @{alias}: " + "; ".join(lines))
 
 
-__all__ = ["finish", "new_record", "problems", "promote_session", "publish", "quiet_mlflow", "redact", "spool"]
+__all__ = [
+    "finish",
+    "new_record",
+    "prepare",
+    "problems",
+    "promote_session",
+    "publish",
+    "quiet_mlflow",
+    "redact",
+    "spool",
+]
