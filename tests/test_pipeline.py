@@ -33,7 +33,7 @@ class HeldFirst:
             try:
                 await asyncio.wait_for(self.released.wait(), 5)
                 self.waited_for_others = True
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         else:
             self.finished += 1
