@@ -253,7 +253,8 @@ class Run:
                     "remove one (a baseline pairs cases by their content)"
                 )
             keys[c.key] = c.id
-        self._position = {c.key: i for i, c in enumerate(self.cases)}
+        self._keys = [c.key for c in self.cases]  # content keys, computed once (a hash each)
+        self._position = {key: i for i, key in enumerate(self._keys)}
         self.model = model
         self.settings = settings
         self.test_id = test_id
@@ -322,9 +323,7 @@ class Run:
             return
         by_prompt: dict[str, list[Request]] = {}
         for prompt, pos, index in todo.values():
-            by_prompt.setdefault(prompt.version, []).append(
-                Request(self.cases[pos].key, index, self._render(prompt, pos))
-            )
+            by_prompt.setdefault(prompt.version, []).append(Request(self._keys[pos], index, self._render(prompt, pos)))
         cause = self._breaker.cause(self._sampler.breaker_key) if self._breaker is not None else None
         if cause:
             self._drain()  # the calls in flight are accounted for before the test ends
@@ -533,9 +532,9 @@ class Run:
             end = s.store_samples if stream.limit is None else min(s.store_samples, stream.limit)
             front = pos
             for j in range(pos, end):
-                if front < min(end, j + s.concurrency):
-                    front = min(end, j + s.concurrency)  # keep the pipe full, take in stream order
-                    self._submit([(self.prompt, *stream[t]) for t in range(j, front)])
+                if front < min(end, j + s.concurrency):  # keep the pipe full, take in stream order
+                    self._submit([(self.prompt, *stream[t]) for t in range(front, min(end, j + s.concurrency))])
+                    front = min(end, j + s.concurrency)
                 self._take(self.prompt.version, *stream[j])
         except StopSampling as e:
             if arm.rule is not None and arm.rule.verdict is None:
@@ -569,13 +568,14 @@ class Run:
         """
         pos = front = 0  # next position to observe; next position to draw
         limit = stream.limit
+        step = max(1, s.concurrency // 8)  # top up a few at a time: fewer hand-overs to the sampler's thread
         while rule.verdict is None:
             if limit is not None and pos >= limit:
                 break  # the inputs stream ran out early: only errors can do that
             if front - pos < s.concurrency:
                 end = pos + rule.wants(at_most=2 * s.concurrency) + s.overshoot
                 end = end if limit is None else min(end, limit)
-                if end > front:
+                if end - front >= step or (end > front and front - pos < step):
                     slots = [stream[j] for j in range(front, end)]
                     self._submit([(self.prompt, c, i) for c, i in slots] + arm.extra_slots(slots))
                     front = end
