@@ -337,7 +337,7 @@ class Collector:
         self.missing: list[dict[str, Any]] = []  # baseline requirements this session did not evaluate
         self.test_errors: list[dict[str, Any]] = []  # tests that ended in an llmops ERROR before a verdict
         self.errored = False  # some test raised an llmops error: its JUnit <failure> becomes an <error>
-        self._tracking_started = False  # the MLflow store is being opened in the background
+        self._tracking_started = False  # MLflow is being imported in the background
         self.current = ""  # the test running here, for the live line
         self._shown = 0.0  # when the live line was last drawn
 
@@ -513,15 +513,15 @@ class Collector:
         )
 
     def tracking_soon(self) -> None:
-        """A test samples: open the MLflow store now, in a background thread, so that logging at the
-        session's end does not wait for MLflow's import and start-up (controller only)."""
+        """A test samples: import MLflow now, in a background thread, so that logging at the
+        session's end does not wait for MLflow's import (controller only)."""
         settings = self.config.stash[settings_key]
         if self._tracking_started or not settings.tracking or settings.plan or hasattr(self.config, "workerinput"):
             return
         self._tracking_started = True
         from llmops.tracking import prepare
 
-        prepare(settings.tracking_uri, settings.experiment)
+        prepare()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":

@@ -60,28 +60,29 @@ def quiet_mlflow() -> Iterator[None]:
                 os.environ.pop(k, None)
 
 
-_stores: dict[tuple[str | None, str], Future[Any]] = {}
+_warming: list[Future[None]] = []
 
 
-def prepare(uri: str | None, experiment: str) -> None:
-    """Start opening the MLflow store in a background thread, while the tests sample.
+def prepare() -> None:
+    """Start importing MLflow in a background thread, while the tests sample.
 
-    Importing MLflow and opening its store (creating tables on first use, checking that a
-    server answers, finding the experiment) takes seconds; done here, off the critical
-    path, ``publish`` at the session's end finds the store ready.  Failures wait for
-    ``publish``, which spools the record.
+    MLflow's import takes seconds; done here, off the critical path, ``publish`` at the
+    session's end finds it loaded.  Only the import: opening the store emits warnings (its
+    SQLAlchemy models), and a warning raised in another thread would be counted against
+    whichever test is running, so the store is opened by ``publish``, quietly.
     """
-    key = (uri, experiment)
-    if key in _stores:
+    if _warming:
         return
-    future: Future[Any] = Future()
-    _stores[key] = future
+    future: Future[None] = Future()
+    _warming.append(future)
 
     def work() -> None:
         future.set_running_or_notify_cancel()
         try:
-            future.set_result(_open(uri, experiment))
-        except BaseException as e:  # publish() re-raises it, and spools the record
+            import mlflow  # noqa: F401
+
+            future.set_result(None)
+        except BaseException as e:  # publish() imports it again in its own thread, quietly
             future.set_exception(e)
 
     threading.Thread(target=work, name="llmops-tracking", daemon=True).start()
@@ -105,8 +106,9 @@ def publish(record: dict[str, Any], uri: str | None, experiment: str, spool_dir:
     """
     resolved = uri
     try:
-        prepared = _stores.pop((uri, experiment), None)
-        store = prepared.result() if prepared is not None else _open(uri, experiment)
+        if _warming:
+            _warming[0].exception()  # waits for the import; if it failed, _open imports again
+        store = _open(uri, experiment)
         resolved = store.uri
         with quiet_mlflow():
             run_id = store.log_session(record)
