@@ -216,7 +216,7 @@ def main() -> None:
             run = cmd and [
                 *cmd,
                 "eval",
-                str(task),
+                task.name,  # inspect takes a relative path (it globs it), from the work folder
                 "--model",
                 "openai/gpt-test",
                 "--max-connections",

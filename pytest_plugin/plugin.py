@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,6 +34,7 @@ pinned_key = pytest.StashKey[dict[str, Any]]()
 breaker_key = pytest.StashKey[Any]()
 limit_key = pytest.StashKey[Any]()
 tables_key = pytest.StashKey[Any]()
+samples_dir_key = pytest.StashKey[str]()  # this session's sample-table folder (an inner pytester session has its own)
 family_key = pytest.StashKey[float | None]()
 item_results_key = pytest.StashKey[list[Any]]()
 item_candidates_key = pytest.StashKey[list[Any]]()
@@ -90,12 +92,11 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = settings.replace(session=True, cache_path=str(cache_path))
     config.stash[settings_key] = settings
     config.stash[family_key] = None
-    if not hasattr(config, "workerinput"):  # the session's sample tables; xdist workers inherit the folder
-        import tempfile
-
-        os.environ["LLMOPS_SAMPLES_DIR"] = os.path.join(
-            tempfile.gettempdir(), f"llmops-samples-{os.getpid()}-{id(config)}"
-        )
+    # The session's sample tables, in a temporary folder that xdist workers inherit.
+    own = os.path.join(tempfile.gettempdir(), f"llmops-samples-{os.getpid()}-{id(config)}")
+    if not hasattr(config, "workerinput"):
+        os.environ["LLMOPS_SAMPLES_DIR"] = own
+    config.stash[samples_dir_key] = os.environ.get("LLMOPS_SAMPLES_DIR") or own
     # The baseline is loaded once per process (each xdist worker too), before any test runs:
     # a wrong alias or an unreachable server is a usage error, not a session of wasted calls.
     config.stash[baseline_key] = None
@@ -237,7 +238,7 @@ def _tables(config: pytest.Config) -> Any:
         from llmops.tracking.samples import SampleTables
 
         name = getattr(config, "workerinput", {}).get("workerid", "main")
-        config.stash[tables_key] = SampleTables(Path(os.environ["LLMOPS_SAMPLES_DIR"]), name)
+        config.stash[tables_key] = SampleTables(Path(config.stash[samples_dir_key]), name)
     return config.stash[tables_key]
 
 
@@ -379,7 +380,7 @@ class Collector:
 
     def _sample_rows(self, settings: Settings) -> None:
         """The sample rows back from disk, for what shows them: reports, MLflow, failing samples under -v."""
-        folder = os.environ.get("LLMOPS_SAMPLES_DIR")
+        folder = self.config.stash[samples_dir_key]
         if not self.results or not folder:
             return
         from pathlib import Path
