@@ -169,7 +169,15 @@ OPTIONS: dict[str, Option] = {
         positive(int, "max_samples", optional=True),
         "cap on samples per requirement (default: 1.2x the fixed-size design; for population inputs, the number of cases)",
     ),
-    "concurrency": Option(positive(int, "concurrency"), "model calls in flight at once (default 4)"),
+    "concurrency": Option(
+        positive(int, "concurrency"),
+        "model calls in flight at once, for the whole session (shared by pytest-xdist workers; default 8)",
+    ),
+    "overshoot": Option(
+        non_negative_int("overshoot"),
+        "samples a requirement may draw beyond those that could decide it, so that calls stay in flight when "
+        "latency has a long tail; drawn but not looked at, they are reported as unused (default 0: never)",
+    ),
     "timeout": Option(positive(float, "timeout"), "seconds per model call before it counts as failed (default 60)"),
     "retries": Option(non_negative_int("retries"), "retries of a transient model error (default 3)"),
     "error_budget": Option(
@@ -258,7 +266,11 @@ class Settings:
     false_alarm: float = 0.01
     miss: float = 0.05
     max_samples: int | None = None
-    concurrency: int = 4
+    # At about a second per call, 8 in flight is about 480 requests a minute: inside the entry
+    # tiers of hosted APIs (OpenAI's first tier allows 500 a minute for its small models); a 429
+    # is retried after its Retry-After.  Raise it for a local server or a higher tier.
+    concurrency: int = 8
+    overshoot: int = 0
     timeout: float = 60.0
     retries: int = 3
     error_budget: float = 0.1

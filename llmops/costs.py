@@ -16,7 +16,7 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -77,6 +77,35 @@ class _Drawn(Protocol):
 D = TypeVar("D", bound=_Drawn)
 
 
+def reserve(
+    budget: Budget | None,
+    price: Price | None,
+    what: str,
+    calls: int,
+    *,
+    fix: str = "give --llmops-price IN,OUT or a --llmops-prices table",
+) -> None:
+    """Reserve ``calls`` in the session's budget before they are made (BudgetSpent when they
+    do not fit).  A dollar budget needs the price of ``what`` (a model): without it nothing
+    is reserved and ``fix`` says what to do."""
+    if budget is None:
+        return
+    if budget.kind == "usd" and price is None:
+        raise BudgetSpent(f"a budget of {budget.describe()} needs a price for {what}, and none is known; {fix}")
+    budget.reserve(calls)
+
+
+def settle(budget: Budget | None, price: Price | None, taken: Sequence[_Drawn | None]) -> None:
+    """After reserved calls: refund those replayed from the cache or withdrawn (None) before
+    their call started, and charge what the live ones cost."""
+    if budget is None or not taken:
+        return
+    live = [x for x in taken if x is not None and not x.cached]
+    budget.refund(len(taken) - len(live))
+    tokens = (sum(x.input_tokens or 0 for x in live), sum(x.output_tokens or 0 for x in live))
+    budget.charge(len(live), cost_of(price, *tokens))
+
+
 def spend(
     budget: Budget | None,
     price: Price | None,
@@ -86,22 +115,10 @@ def spend(
     *,
     fix: str = "give --llmops-price IN,OUT or a --llmops-prices table",
 ) -> list[D]:
-    """``draw()`` of up to ``calls`` samples within the session's budget.
-
-    The calls are reserved before (BudgetSpent when they do not fit), the ones replayed from
-    the cache refunded after, and what the live ones cost charged.  A dollar budget needs
-    the price of ``what`` (a model): without it nothing is drawn and ``fix`` says what to do.
-    """
-    if budget is None:
-        return draw()
-    if budget.kind == "usd" and price is None:
-        raise BudgetSpent(f"a budget of {budget.describe()} needs a price for {what}, and none is known; {fix}")
-    budget.reserve(calls)
+    """``draw()`` of up to ``calls`` samples within the session's budget (``reserve``, then ``settle``)."""
+    reserve(budget, price, what, calls, fix=fix)
     drawn = draw()
-    live = [x for x in drawn if not x.cached]
-    budget.refund(len(drawn) - len(live))
-    tokens = (sum(x.input_tokens or 0 for x in live), sum(x.output_tokens or 0 for x in live))
-    budget.charge(len(live), cost_of(price, *tokens))
+    settle(budget, price, drawn)
     return drawn
 
 

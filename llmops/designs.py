@@ -93,8 +93,8 @@ class Rule(Protocol):
 
     verdict: str | None
 
-    def wants(self) -> int:
-        """Fewest further observations that could decide (>= 1), while undecided."""
+    def wants(self, at_most: int | None = None) -> int:
+        """Fewest further observations that could decide (>= 1; ``at_most``: no more than that), while undecided."""
         ...
 
 
@@ -107,8 +107,8 @@ class SprtRule:
     n: int = 0
     verdict: str | None = None
 
-    def wants(self) -> int:
-        return max(1, self.design.min_more(self.k, self.n))
+    def wants(self, at_most: int | None = None) -> int:
+        return max(1, self.design.min_more(self.k, self.n, at_most))
 
     def observe(self, good: bool) -> str | None:
         self.n += 1
@@ -128,7 +128,7 @@ class PairedRule:
     def __post_init__(self) -> None:
         self.state = self.design.start()
 
-    def wants(self) -> int:
+    def wants(self, at_most: int | None = None) -> int:
         return 1  # a betting test can stop after any pair
 
     def observe(self, d: int) -> str | None:

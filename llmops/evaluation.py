@@ -14,6 +14,7 @@ import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from llmops.cases import Case, as_cases
 from llmops.checks.base import Check, Outcome
 from llmops.checks.judge import Judged, JudgeMeter, JudgeStats, judge_stats, judges_in
 from llmops.config import Settings, default_tolerance
-from llmops.costs import Budget, cost_of, price_of, spend
+from llmops.costs import Budget, cost_of, price_of, reserve, settle
 from llmops.designs import PairedRule, SprtRule, Stream, stream_for
 from llmops.errors import (
     CheckError,
@@ -35,7 +36,7 @@ from llmops.errors import (
 )
 from llmops.models import Model, model_identity
 from llmops.prompts import Message, Prompt
-from llmops.sampling import Breaker, Request, Sample, Sampler, sample_seed
+from llmops.sampling import Breaker, Limit, Request, Sample, Sampler, sample_seed
 from llmops.stats import FAIL, PASS, clopper_pearson_lower, clopper_pearson_upper, sequential_design, wilson
 from llmops.stats.paired import NOT_WORSE, REGRESSED, paired_design
 from llmops.stats.planning import fixed_n
@@ -240,6 +241,7 @@ class Run:
         budget: Budget | None = None,
         pinned: dict[str, Any] | None = None,
         breaker: Breaker | None = None,
+        limit: Limit | None = None,
     ) -> None:
         self.prompt = prompt
         self._breaker = breaker
@@ -254,7 +256,8 @@ class Run:
                     "remove one (a baseline pairs cases by their content)"
                 )
             keys[c.key] = c.id
-        self._position = {c.key: i for i, c in enumerate(self.cases)}
+        self._keys = [c.key for c in self.cases]  # content keys, computed once (a hash each)
+        self._position = {key: i for i, key in enumerate(self._keys)}
         self.model = model
         self.settings = settings
         self.test_id = test_id
@@ -274,9 +277,13 @@ class Run:
             cache_path=settings.cache_path,
             on_sample=(lambda _sample: on_draw(1)) if on_draw is not None else None,  # progress per sample
             breaker=breaker,  # a model that keeps failing permanently is not called again
+            limit=limit,  # the session's calls in flight, shared with its other runs
         )
         self._messages: dict[tuple[str, int], list[Message]] = {}
         self._samples: dict[tuple[str, int, int], Sample] = {}  # (prompt version, case position, index)
+        self._inflight: dict[tuple[str, int, int], Future[Sample | None]] = {}  # submitted, not taken yet
+        self._log: list[Sample] = []  # every sample drawn, in the order taken: a requirement's calls are a slice
+        self._unsettled: list[Sample | None] = []  # taken, not yet charged to the budget
         self._outcomes: dict[tuple[Check, str, int, int], Outcome] = {}
         self._judged: list[Judged] = []  # outputs judged (by a judge inside a check) since evaluate() began
         self._meter: JudgeMeter | None = None
@@ -306,37 +313,72 @@ class Run:
         return self._messages[key]
 
     def _draw(self, slots: list[tuple[Prompt, int, int]]) -> list[Sample]:
-        """Draw the samples not drawn yet; returns the new ones."""
+        """Draw the samples not drawn yet and wait for them; returns the new ones."""
+        self._submit(slots)
+        return [x for x in (self._take(p.version, c, i) for p, c, i in slots) if x is not None]
+
+    def _submit(self, slots: list[tuple[Prompt, int, int]]) -> None:
+        """Start drawing the samples not drawn or in flight yet; ``_take`` collects them."""
         todo: dict[tuple[str, int, int], tuple[Prompt, int, int]] = {}
         for prompt, pos, index in slots:
-            if (prompt.version, pos, index) not in self._samples:
-                todo[(prompt.version, pos, index)] = (prompt, pos, index)
+            key = (prompt.version, pos, index)
+            if key not in self._samples and key not in self._inflight:
+                todo[key] = (prompt, pos, index)
         if not todo:
-            return []
+            return
         by_prompt: dict[str, list[Request]] = {}
         for prompt, pos, index in todo.values():
-            by_prompt.setdefault(prompt.version, []).append(
-                Request(self.cases[pos].key, index, self._render(prompt, pos))
-            )
+            by_prompt.setdefault(prompt.version, []).append(Request(self._keys[pos], index, self._render(prompt, pos)))
         cause = self._breaker.cause(self._sampler.breaker_key) if self._breaker is not None else None
         if cause:
+            self._drain()  # the calls in flight are accounted for before the test ends
             raise ModelUnavailable(
                 f"model {self.model.id}: {cause}; fix the key, the model name or the permissions and run again"
             )
-        drawn = spend(  # within the session's budget: BudgetSpent when the calls do not fit
-            self._budget,
-            self._price,
-            f"model {self.model.id}",
-            len(todo),
-            lambda: [x for samples in self._sampler.draw_many(by_prompt).values() for x in samples],
-        )
-        for x in drawn:
-            self._samples[(x.prompt_version, self._position[x.case_id], x.index)] = x
-        return drawn
+        reserve(self._budget, self._price, f"model {self.model.id}", len(todo))  # BudgetSpent: they do not fit
+        futures = self._sampler.submit(by_prompt)
+        for version, fs in futures.items():
+            positions = (k for k in todo if k[0] == version)
+            self._inflight.update(zip(positions, fs, strict=True))
+
+    def _take(self, version: str, pos: int, index: int) -> Sample | None:
+        """The sample at this key, waiting for it if it is in flight (None: never drawn)."""
+        key = (version, pos, index)
+        if key in self._samples:
+            return self._samples[key]
+        future = self._inflight.pop(key, None)
+        if future is None:
+            return None
+        x = None if future.cancelled() else future.result()
+        if x is None:  # withdrawn before its call started: no call, no sample
+            self._unsettled.append(None)
+        else:
+            self._samples[key] = x
+            self._log.append(x)
+            self._unsettled.append(x)
+        if len(self._unsettled) >= self.settings.concurrency:
+            self._settle()
+        return x
+
+    def _settle(self) -> None:
+        """The budget learns what the samples taken since the last settlement cost; the cache gets them."""
+        taken, self._unsettled = self._unsettled, []
+        self._sampler.flush()
+        settle(self._budget, self._price, taken)
+
+    def _drain(self, withdraw: bool = False) -> None:
+        """Wait for every call in flight (``withdraw``: cancel those not started); settle them."""
+        if withdraw:
+            for future in self._inflight.values():
+                future.cancel()
+        for key in list(self._inflight):
+            self._take(*key)
+        self._settle()
 
     def _outcome(self, check: Check, version: str, pos: int, index: int) -> tuple[Outcome, str]:
         """The check's outcome on a drawn sample, and its kind: ok, model error or check error."""
-        sample = self._samples[(version, pos, index)]
+        sample = self._take(version, pos, index)
+        assert sample is not None, "an outcome is asked of a sample that was drawn"
         if sample.error is not None:
             return Outcome("error", sample.error), "model"
         key = (check, version, pos, index)
@@ -477,7 +519,7 @@ class Run:
             return self._planned(req, s, design, arm)
 
         drawn_before = set(self._samples)
-        calls: list[Sample] = []
+        mark = len(self._log)  # the samples taken from here on are this requirement's calls
         looked: dict[tuple[str, int, int], None] = {}  # in the order looked at
         counts = _Counts()
         pos = 0  # next stream position for the requirement
@@ -485,24 +527,29 @@ class Run:
         if self._on_draw is not None:
             self._on_draw(0)  # sampling starts: the live line shows before the first call returns
         try:
-            pos = self._walk(req, s, stream, rule, arm, calls, looked, counts)
+            pos = self._walk(req, s, stream, rule, arm, looked, counts)
         except StopSampling as e:
             rule.verdict, stopped, pos = ERROR, str(e), counts.positions
         verdict = rule.verdict
         if verdict is None or (verdict != ERROR and counts.blown(s.error_budget, final=True)):
             verdict = ERROR
         try:
-            calls += arm.run(self, req, s, stream, looked)
+            arm.run(self, req, s, stream, looked)
             # Samples kept for a later stored-baseline comparison: a fixed length, not looked
             # at by the verdict, so they bias nothing (see llmops.stats.paired on stored traces).
             end = s.store_samples if stream.limit is None else min(s.store_samples, stream.limit)
-            for start in range(pos, end, s.concurrency):
-                slots = [stream[j] for j in range(start, min(end, start + s.concurrency))]
-                calls += self._draw([(self.prompt, c, i) for c, i in slots])
+            front = pos
+            for j in range(pos, end):
+                if front < min(end, j + s.concurrency):  # keep the pipe full, take in stream order
+                    self._submit([(self.prompt, *stream[t]) for t in range(front, min(end, j + s.concurrency))])
+                    front = min(end, j + s.concurrency)
+                self._take(self.prompt.version, *stream[j])
         except StopSampling as e:
             if arm.rule is not None and arm.rule.verdict is None:
                 arm.rule.stop(ERROR)
                 arm.stopped = str(e)
+        self._drain(withdraw=True)  # calls that had started are waited for and counted as unused
+        calls = self._log[mark:]
         result = self._result(req, s, verdict, design.fixed_n, stream, pos, counts, calls, drawn_before, looked, arm)
         return dataclasses.replace(result, stopped=stopped)
 
@@ -513,34 +560,44 @@ class Run:
         stream: Stream,
         rule: SprtRule,
         arm: _Arm,
-        calls: list[Sample],
         looked: dict[tuple[str, int, int], None],
         counts: _Counts,
     ) -> int:
-        """The requirement's loop: draw what could matter, observe in stream order."""
-        pos = 0
+        """The requirement's loop: keep in flight what could matter, observe in stream order.
+
+        The positions up to ``pos + wants`` are submitted (``wants``: the fewest further
+        observations that could decide, looked up to twice ``concurrency`` ahead), and the
+        sampler starts them as calls finish, ``concurrency`` at a time: calls never wait for
+        a batch's slowest one, nor for a slow call at the head of the stream, and no call is
+        made that the rule could not need (the decision comes at or after the last position
+        drawn).  ``overshoot`` submits that many more, trading calls that may go unused for
+        fewer waits at the end.  The samples and the order they are observed in depend on
+        neither: the verdicts are those of a batch-by-batch loop.
+        """
+        pos = front = 0  # next position to observe; next position to draw
+        limit = stream.limit
+        step = max(1, s.concurrency // 8)  # top up a few at a time: fewer hand-overs to the sampler's thread
         while rule.verdict is None:
-            limit = stream.limit
             if limit is not None and pos >= limit:
                 break  # the inputs stream ran out early: only errors can do that
-            m = min(s.concurrency, rule.wants())
-            if limit is not None:
-                m = min(m, limit - pos)
-            slots = [stream[pos + i] for i in range(m)]
-            calls += self._draw([(self.prompt, c, i) for c, i in slots] + arm.extra_slots(slots))
-            for c, i in slots:
-                o, kind = self._outcome(req.check, self.prompt.version, c, i)
-                looked[(self.prompt.version, c, i)] = None
-                counts.add(c, o, kind, req)
-                pos += 1
-                counts.positions = pos
-                if kind == "ok":
-                    rule.observe(req.good(o))
-                arm.feed(self, req, c, i, looked)  # the comparison decides alongside (rerun)
-                if counts.blown(s.error_budget, final=False):
-                    rule.verdict = ERROR
-                if rule.verdict is not None:
-                    break
+            if front - pos < s.concurrency:
+                end = pos + rule.wants(at_most=2 * s.concurrency) + s.overshoot
+                end = end if limit is None else min(end, limit)
+                if end - front >= step or (end > front and front - pos < step):
+                    slots = [stream[j] for j in range(front, end)]
+                    self._submit([(self.prompt, c, i) for c, i in slots] + arm.extra_slots(slots))
+                    front = end
+            c, i = stream[pos]
+            o, kind = self._outcome(req.check, self.prompt.version, c, i)
+            looked[(self.prompt.version, c, i)] = None
+            counts.add(c, o, kind, req)
+            pos += 1
+            counts.positions = pos
+            if kind == "ok":
+                rule.observe(req.good(o))
+            arm.feed(self, req, c, i, looked)  # the comparison decides alongside (rerun)
+            if counts.blown(s.error_budget, final=False):
+                rule.verdict = ERROR
         return pos
 
     def _named(self, req: Requirement) -> dict[str, Any]:
@@ -739,23 +796,33 @@ class Run:
         )
 
     def _rows(self, req: Requirement, looked: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
-        """The drill-down table: one row per sample looked at, outcome on the requirement's scale."""
+        """The drill-down table: one row per sample looked at, outcome on the requirement's scale.
+
+        Redacted here, as built: each case's id and inputs once, each output and reason once.
+        """
+        from llmops.redact import redact
+
         words = ("pass", "fail") if req.direction == "at_least" else ("clean", "violation")
+        check = redact(req.check.name)
+        cases: dict[int, tuple[str, Any]] = {}  # case position -> (id, inputs), shared by its rows
         rows = []
         for version, c, i in looked:
+            if c not in cases:
+                cases[c] = redact((self.cases[c].id, _jsonable(self.cases[c].inputs)))
+            case_id, inputs = cases[c]
             x = self._samples[(version, c, i)]
             o, kind = self._outcome(req.check, version, c, i)
             outcome = f"{kind} error" if kind != "ok" else (words[0] if req.good(o) else words[1])
             rows.append(
                 {
-                    "case_id": self.cases[c].id,
+                    "case_id": case_id,
                     "sample": i,
                     "prompt_version": version,
-                    "inputs": _jsonable(self.cases[c].inputs),
-                    "output": x.output,
-                    "check": req.check.name,
+                    "inputs": inputs,
+                    "output": redact(x.output),
+                    "check": check,
                     "outcome": outcome,
-                    "reason": o.reason,
+                    "reason": redact(o.reason),
                     "latency_s": round(x.latency_s, 4),
                 }
             )
@@ -844,12 +911,11 @@ class _Arm:
 
     def run(
         self, run: Run, req: Requirement, s: Settings, stream: Stream, looked: dict[tuple[str, int, int], None]
-    ) -> list[Sample]:
-        """Feed pairs in stream order until the comparison decides; returns the calls made."""
+    ) -> None:
+        """Feed pairs in stream order until the comparison decides (the run keeps the calls made)."""
         rule = self.rule
         if rule is None:
-            return []
-        calls: list[Sample] = []
+            return
         version = run.prompt.version
         if self.mode == "stored":
             # The stored trace is the stream: position j is the baseline's outcome on its
@@ -867,7 +933,7 @@ class _Arm:
                 while j < len(slots3) and len(batch) < s.concurrency:
                     batch.append(slots3[j])
                     j += 1
-                calls += run._draw([(run.prompt, c, i) for c, i, _ in batch if c >= 0])
+                run._draw([(run.prompt, c, i) for c, i, _ in batch if c >= 0])
                 for c, i, o in batch:
                     if rule.verdict is not None:
                         break
@@ -880,7 +946,7 @@ class _Arm:
                     rule.observe(int(req.good(new)) - int(o == "1"))
             if rule.verdict is None:
                 rule.stop(ERROR)
-            return calls
+            return
         base = self.base
         assert base is not None
         while rule.verdict is None:
@@ -890,12 +956,11 @@ class _Arm:
                 break
             m = s.concurrency if limit is None else min(s.concurrency, limit - self.j)
             slots = [stream[self.j + t] for t in range(m)]
-            calls += run._draw([(run.prompt, c, i) for c, i in slots] + [(base, c, i) for c, i in slots])
+            run._draw([(run.prompt, c, i) for c, i in slots] + [(base, c, i) for c, i in slots])
             for c, i in slots:
                 self.feed(run, req, c, i, looked)
                 if rule.verdict is not None:
                     break
-        return calls
 
     def comparison(self, req: Requirement, version: str) -> Comparison | None:
         if self.entry is None:
@@ -951,7 +1016,9 @@ def _with_message(r: Result) -> Result:
         c = dataclasses.replace(c, message=describe_comparison(r, c))
     from llmops.redact import redact  # every output channel is built from the Result: no secrets in it
 
-    return redact(dataclasses.replace(r, comparison=c, message=describe(r)))
+    # The sample rows were redacted as they were made (Run._rows): not walked again.
+    out = redact(dataclasses.replace(r, comparison=c, message=describe(r), samples=()))
+    return dataclasses.replace(out, samples=r.samples)
 
 
 def population_words(r: Result) -> str:

@@ -6,21 +6,29 @@ the client exposes it.  Permanent ones (auth, bad request, not found) are not re
 A call that still fails becomes a Sample with ``error`` set: never a crash of the session,
 never counted as a pass.
 
-With a response cache (``llmops.cache``), a batch is looked up before it is drawn: hits
+With a response cache (``llmops.cache``), requests are looked up before they are drawn: hits
 are replayed as samples with ``cached=True`` (no call, no cost), misses are called, and
-the successful calls are written after the batch, all in the caller's thread.
+the successful calls are written by ``flush()``, all in the caller's thread.
+
+``submit()`` starts requests and returns a future per request at once, so a caller that
+consumes results in its own order (the sequential tests, in stream order) keeps
+``concurrency`` calls in flight without waiting for a batch's slowest call; ``draw()`` waits
+for all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Coroutine, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -95,6 +103,31 @@ class Breaker:
         return f"the model is not called again in this session after {count} permanent errors in a row: {last}"
 
 
+class Limit:
+    """The session's limit on model calls in flight, shared by every sampler of the session.
+
+    pytest runs a process's tests one after another, so within one process calls overlap
+    only within a test (a requirement and its re-sampled baseline, several runs of an async
+    test, a judge); under pytest-xdist each worker gets an equal share, so the whole session
+    never has more than the limit in flight at the provider.
+    """
+
+    def __init__(self, calls: int) -> None:
+        self.calls = calls
+        self._gate: asyncio.Semaphore | None = None
+
+    def gate(self) -> asyncio.Semaphore:
+        """The semaphore, made on the sampler's loop on first use."""
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.calls)
+        return self._gate
+
+
+def _drawn(sample: Sample | None) -> Sample:
+    assert sample is not None, "a request that was not withdrawn always ends as a sample"
+    return sample
+
+
 def status_code(exc: BaseException) -> int | None:
     for obj in (exc, getattr(exc, "response", None)):
         code = getattr(obj, "status_code", None) or getattr(obj, "status", None)
@@ -148,6 +181,7 @@ class Sampler:
         cache: ResponseCache | str | None = None,
         cache_path: str | None = None,
         breaker: Breaker | None = None,
+        limit: Limit | None = None,
     ) -> None:
         self.model = model
         self.breaker = breaker  # records permanent errors in a row, to stop calling a doomed model
@@ -167,6 +201,10 @@ class Sampler:
         if isinstance(cache, str):
             cache = open_cache(cache, cache_path)
         self.cache = cache if self.identity is not None else None
+        self.limit = limit  # the session-wide limit on calls in flight, shared with other samplers
+        self._gate: asyncio.Semaphore | None = None
+        self._fresh: deque[tuple[str, Response]] = deque()  # new answers for the cache, until flush()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def draw(self, requests: Sequence[Request], seed_key: str = "") -> list[Sample]:
         """Draw all requests (at most ``concurrency`` in flight); results in request order."""
@@ -176,9 +214,24 @@ class Sampler:
         """Requests of several prompts (keyed by prompt version) in one batch, interleaved.
 
         Each sample's seed comes from the session seed, the prompt version, the case and the
-        index, so a sample is the same whichever batch draws it.  With a cache, the whole
-        batch is looked up first and the new answers written after: the sqlite I/O happens
-        here, in the caller's thread, never on the sampler's event loop.
+        index, so a sample is the same whichever batch draws it.
+        """
+        futures = self.submit(requests)
+        out = {version: [_drawn(f.result()) for f in fs] for version, fs in futures.items()}
+        self.flush()
+        return out
+
+    # -- streaming: the scheduling loop ------------------------------------------------------
+
+    def submit(self, requests: dict[str, list[Request]]) -> dict[str, list[Future[Sample | None]]]:
+        """Start drawing the requests and return at once: a future per request, in request order.
+
+        Calls start as soon as this sampler's ``concurrency`` and the session's ``limit``
+        allow, so a caller that keeps submitting keeps the pipe full.  With a cache, the
+        requests are looked up here, in the caller's thread (hits are replayed, no call), and
+        the new answers are written by ``flush()``, also in the caller's thread: the sqlite
+        I/O never runs on the sampler's event loop.  A future cancelled before its call
+        starts ends without a call (``Future.cancel()``).
         """
         keys = self._cache_keys(requests)
         hits: dict[tuple[str, int], Response] = {}
@@ -188,19 +241,36 @@ class Sampler:
             except LlmopsError as e:
                 found = self._cache_failed(e)
             hits = {slot: found[key] for slot, key in keys.items() if key in found}
-        out = run_sync(self._draw(requests, hits))
-        if keys and self.cache is not None and self.cache.writes:
-            fresh = [
-                (keys[(version, i)], Response(s.output, s.input_tokens, s.output_tokens, s.latency_s))
-                for version, samples in out.items()
-                for i, s in enumerate(samples)
-                if not s.cached and s.error is None and s.output is not None  # errors are never cached
-            ]
+        jobs = [
+            (version, r, hits.get((version, i)), keys.get((version, i)), Future[Sample | None]())
+            for version, reqs in requests.items()
+            for i, r in enumerate(reqs)
+        ]
+        if jobs:
+            loop = _background_loop()
+            loop.call_soon_threadsafe(self._start, loop, jobs)
+        out: dict[str, list[Future[Sample | None]]] = {version: [] for version in requests}
+        for version, *_, future in jobs:
+            out[version].append(future)
+        return out
+
+    def _start(self, loop: asyncio.AbstractEventLoop, jobs: list[Any]) -> None:
+        """On the sampler's loop: a task per job, held until done (the loop keeps only weak references)."""
+        for job in jobs:
+            task = loop.create_task(self._one(*job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def flush(self) -> None:
+        """Write the answers drawn since the last flush to the response cache (errors never are)."""
+        fresh = []
+        while self._fresh:
+            fresh.append(self._fresh.popleft())
+        if fresh and self.cache is not None and self.cache.writes:
             try:
                 self.cache.put_many(self.model.id, fresh)
             except LlmopsError as e:
                 self._cache_failed(e)
-        return out
 
     def _cache_keys(self, requests: dict[str, list[Request]]) -> dict[tuple[str, int], str]:
         """The cache key of each request, by (prompt version, position in its list); {} without a cache."""
@@ -220,15 +290,26 @@ class Sampler:
         self.cache = None
         return {}
 
-    async def _draw(
-        self, requests: dict[str, list[Request]], replay: dict[tuple[str, int], Response] | None = None
-    ) -> dict[str, list[Sample]]:
-        gate = asyncio.Semaphore(self.concurrency)
-        replay = replay or {}
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """A place among this sampler's ``concurrency`` calls in flight, and among the session's."""
+        if self._gate is None:  # made on the sampler's loop, where it is used
+            self._gate = asyncio.Semaphore(self.concurrency)
+        async with self._gate:
+            if self.limit is None:
+                yield
+            else:
+                async with self.limit.gate():
+                    yield
 
-        async def one(version: str, i: int, r: Request) -> Sample:
-            hit = replay.get((version, i))
+    async def _one(
+        self, version: str, r: Request, hit: Response | None, key: str | None, future: Future[Sample | None]
+    ) -> None:
+        """One request, on the sampler's loop: replayed from the cache or called; its future gets the sample."""
+        try:
             if hit is not None:  # a replayed answer: a sample, but no call and no cost
+                if not future.set_running_or_notify_cancel():
+                    return
                 sample = Sample(
                     r.case_id,
                     r.index,
@@ -241,16 +322,25 @@ class Sampler:
                     cached=True,
                 )
             else:
-                async with gate:
+                async with self._slot():
+                    if not future.set_running_or_notify_cancel():
+                        return  # cancelled while it waited for a slot: never called
                     sample = await self._call(r, sample_seed(self.seed, version, r.case_id, r.index), version)
+                if key is not None and sample.error is None and sample.output is not None:  # errors are never cached
+                    self._fresh.append(
+                        (key, Response(sample.output, sample.input_tokens, sample.output_tokens, sample.latency_s))
+                    )
             if self.on_sample is not None:
                 self.on_sample(sample)
-            return sample
-
-        out = {}
-        for version, reqs in requests.items():
-            out[version] = asyncio.gather(*(one(version, i, r) for i, r in enumerate(reqs)))
-        return {version: list(await task) for version, task in out.items()}
+        except BaseException as e:  # the caller's thread raises it from the future, never waits forever
+            if not future.done():
+                if not future.running():
+                    future.set_running_or_notify_cancel()
+                future.set_exception(e)
+            if not isinstance(e, Exception):
+                raise
+            return
+        future.set_result(sample)
 
     async def _call(self, r: Request, seed: int, version: str = "") -> Sample:
         jitter = random.Random(seed)

@@ -11,7 +11,7 @@ from llmops.costs import Budget, budget_from
 from llmops.evaluation import Result, Run
 from llmops.models import Model, resolve_model
 from llmops.prompts import Prompt
-from llmops.sampling import Breaker
+from llmops.sampling import Breaker, Limit
 
 
 class Session:
@@ -41,6 +41,7 @@ class Session:
         budget: Budget | None = None,
         pinned: dict[str, Any] | None = None,
         breaker: Breaker | None = None,
+        limit: Limit | None = None,
         **overrides: Any,
     ) -> None:
         self.settings = (settings or Settings()).replace("Session()", session=True, **overrides)
@@ -64,6 +65,8 @@ class Session:
         self.runs: list[Run] = []
         # A model that keeps failing permanently is not called again (shared per pytest session).
         self.breaker = breaker if breaker is not None else Breaker()
+        # One limit on calls in flight for all the session's runs (per pytest session under pytest).
+        self.limit = limit if limit is not None else Limit(self.settings.concurrency)
 
     @property
     def model(self) -> Model:
@@ -94,6 +97,7 @@ class Session:
             budget=self.budget,
             pinned=self.pinned,
             breaker=self.breaker,
+            limit=self.limit,
         )
         self.runs.append(run)
         return run

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +23,7 @@ from llmops.config import OPTIONS, Settings
 from llmops.errors import ConfigError
 
 RESULT_PROPERTY = "llmops_result"
+SAMPLES_REF = "samples_ref"  # llmops.tracking.samples.REF: where a result's sample rows are on disk
 CANDIDATE_PROPERTY = "llmops_candidate"
 ERROR_PROPERTY = "llmops_error"
 
@@ -29,6 +32,9 @@ baseline_key = pytest.StashKey[Any]()
 budget_key = pytest.StashKey[Any]()
 pinned_key = pytest.StashKey[dict[str, Any]]()
 breaker_key = pytest.StashKey[Any]()
+limit_key = pytest.StashKey[Any]()
+tables_key = pytest.StashKey[Any]()
+samples_dir_key = pytest.StashKey[str]()  # this session's sample-table folder (an inner pytester session has its own)
 family_key = pytest.StashKey[float | None]()
 item_results_key = pytest.StashKey[list[Any]]()
 item_candidates_key = pytest.StashKey[list[Any]]()
@@ -86,6 +92,11 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = settings.replace(session=True, cache_path=str(cache_path))
     config.stash[settings_key] = settings
     config.stash[family_key] = None
+    # The session's sample tables, in a temporary folder that xdist workers inherit.
+    own = os.path.join(tempfile.gettempdir(), f"llmops-samples-{os.getpid()}-{id(config)}")
+    if not hasattr(config, "workerinput"):
+        os.environ["LLMOPS_SAMPLES_DIR"] = own
+    config.stash[samples_dir_key] = os.environ.get("LLMOPS_SAMPLES_DIR") or own
     # The baseline is loaded once per process (each xdist worker too), before any test runs:
     # a wrong alias or an unreachable server is a usage error, not a session of wasted calls.
     config.stash[baseline_key] = None
@@ -161,15 +172,18 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Iterator[Any]:
     """A ``llmops.Session`` for this test: ``llmops.sample(prompt, cases).expect(check, at_least=...)``."""
     from llmops.session import Session
 
-    results: list[Any] = []
+    results: list[Any] = []  # (the Result without its sample rows, the reference of its rows on disk)
     request.node.stash[item_results_key] = results
     progress: Collector = request.config.pluginmanager.get_plugin("llmops-collector")
+    tables = _tables(request.config)
 
     def on_result(result: Any) -> None:
-        results.append(result)
+        ref = tables.put(list(result.samples)) if result.samples else ""
+        results.append((dataclasses.replace(result, samples=()), ref))
         progress.verdict(result)
 
     settings, marker_model = _settings_for(request)
+    progress.tracking_soon()
     session = Session(
         model=marker_model if marker_model is not None else llmops_model,
         settings=settings,
@@ -180,6 +194,7 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Iterator[Any]:
         budget=request.config.stash[budget_key],
         pinned=request.config.stash[pinned_key],
         breaker=_breaker(request.config),
+        limit=_limit(request.config),
         family_share=request.config.stash[family_key],
     )
     yield session
@@ -215,6 +230,33 @@ def _breaker(config: pytest.Config) -> Any:
     return config.stash[breaker_key]
 
 
+def _tables(config: pytest.Config) -> Any:
+    """This process's sample-table file in the session's folder, made when a test first samples."""
+    if tables_key not in config.stash:
+        from pathlib import Path
+
+        from llmops.tracking.samples import SampleTables
+
+        name = getattr(config, "workerinput", {}).get("workerid", "main")
+        config.stash[tables_key] = SampleTables(Path(config.stash[samples_dir_key]), name)
+    return config.stash[tables_key]
+
+
+def _limit(config: pytest.Config) -> Any:
+    """The session's limit on model calls in flight, made when a test first samples.
+
+    pytest runs a process's tests one after another, so the limit is shared by the runs of
+    one test; under pytest-xdist each worker takes an equal share of ``--llmops-concurrency``,
+    so the whole session stays within it at the provider.
+    """
+    if limit_key not in config.stash:
+        from llmops.sampling import Limit
+
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1) if hasattr(config, "workerinput") else 1
+        config.stash[limit_key] = Limit(max(1, config.stash[settings_key].concurrency // max(1, workers)))
+    return config.stash[limit_key]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
@@ -222,8 +264,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for candidate in item.stash.get(item_candidates_key, []):
             report.user_properties.append((CANDIDATE_PROPERTY, json.dumps(candidate)))
     if call.when == "call":
-        for result in item.stash.get(item_results_key, []):
-            report.user_properties.append((RESULT_PROPERTY, json.dumps(result.to_dict())))
+        for result, ref in item.stash.get(item_results_key, []):  # small: the sample rows stay on disk
+            report.user_properties.append((RESULT_PROPERTY, json.dumps({**result.to_dict(), SAMPLES_REF: ref})))
     if call.excinfo is not None and report.failed:
         from llmops.errors import LlmopsError
         from llmops.redact import redact
@@ -249,7 +291,7 @@ def _junit_properties(item: pytest.Item, report: pytest.TestReport) -> None:
     The full results ride on the call report (RESULT_PROPERTY) for xdist; JUnit writes the
     teardown report's properties only, so the XML gets these short values and no sample rows.
     """
-    results = item.stash.get(item_results_key, [])
+    results = [result for result, _ in item.stash.get(item_results_key, [])]
     error = item.stash.get(item_error_key, None)
     if not results and error is None:
         return
@@ -296,6 +338,7 @@ class Collector:
         self.missing: list[dict[str, Any]] = []  # baseline requirements this session did not evaluate
         self.test_errors: list[dict[str, Any]] = []  # tests that ended in an llmops ERROR before a verdict
         self.errored = False  # some test raised an llmops error: its JUnit <failure> becomes an <error>
+        self._tracking_started = False  # MLflow is being imported in the background
         self.current = ""  # the test running here, for the live line
         self._shown = 0.0  # when the live line was last drawn
 
@@ -306,6 +349,7 @@ class Collector:
         if hasattr(self.config, "workerinput"):
             return
         settings = self.config.stash[settings_key]
+        self._sample_rows(settings)
         if settings.baseline:
             self._missing(session, settings)
         if not self.results:
@@ -333,6 +377,22 @@ class Collector:
             self.lines.append(
                 promote_session(record, run_id, settings.tracking_uri, settings.experiment, settings.promote)
             )
+
+    def _sample_rows(self, settings: Settings) -> None:
+        """The sample rows back from disk, for what shows them: reports, MLflow, failing samples under -v."""
+        folder = self.config.stash[samples_dir_key]
+        if not self.results or not folder:
+            return
+        from pathlib import Path
+
+        from llmops.tracking import samples
+
+        wanted = settings.tracking or settings.report_json or settings.report_md or settings.report_html
+        if wanted or self.config.get_verbosity() >= 1:
+            samples.attach(self.results, Path(folder))
+        else:
+            samples.detach(self.results)
+        samples.remove(Path(folder))
 
     def _missing(self, session: pytest.Session, settings: Settings) -> None:
         """Requirements the baseline has that this session did not evaluate fail the gate."""
@@ -455,11 +515,24 @@ class Collector:
             final=True,
         )
 
+    def tracking_soon(self) -> None:
+        """A test samples: import MLflow now, in a background thread, so that logging at the
+        session's end does not wait for MLflow's import (controller only)."""
+        settings = self.config.stash[settings_key]
+        if self._tracking_started or not settings.tracking or settings.plan or hasattr(self.config, "workerinput"):
+            return
+        self._tracking_started = True
+        from llmops.tracking import prepare
+
+        prepare()
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":
             self.candidates.extend(json.loads(v) for k, v in report.user_properties if k == CANDIDATE_PROPERTY)
         if report.when == "call":
             self.results.extend(json.loads(v) for k, v in report.user_properties if k == RESULT_PROPERTY)
+            if self.results:  # under xdist the controller learns here that tests sample
+                self.tracking_soon()
             self.test_errors.extend(json.loads(v) for k, v in report.user_properties if k == TEST_ERROR_PROPERTY)
             self.errored = self.errored or any(k == ERROR_PROPERTY for k, _ in report.user_properties)
 

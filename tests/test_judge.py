@@ -571,7 +571,8 @@ def test_the_embedded_model_as_judge_in_a_run_is_counted_and_an_unparsed_reply_n
 
     j = checks.judge("The answer names a day of the week.", model="local:smollm2?max_tokens=24", include_inputs=False)
     budget = Budget("calls", 4)
-    run = Session(model=numbered_model(), budget=budget, concurrency=2).sample(SUPPORT, CASES[0])
+    # one call in flight: the loop draws two samples ahead, then the judge asks about each
+    run = Session(model=numbered_model(), budget=budget, concurrency=1).sample(SUPPORT, CASES[0])
     with pytest.raises(ErrorBudgetExceeded) as e:
         run.evaluate(j, at_least=0.5)
     r = e.value.result

@@ -106,15 +106,16 @@ class SequentialDesign:
             return PASS
         return None
 
-    def min_more(self, k: int, n: int) -> int:
-        """Fewest further samples that could end the test from (k, n).
+    def min_more(self, k: int, n: int, at_most: int | None = None) -> int:
+        """Fewest further samples that could end the test from (k, n) (``at_most``: no more than that).
 
         Drawing exactly this many never draws a sample the test would not look at.
         """
-        for m in range(1, self.max_n - n + 1):
+        last = self.max_n - n if at_most is None else min(self.max_n - n, at_most)
+        for m in range(1, last + 1):
             if self.decide(k + m, n + m) is not None or self.decide(k, n + m) is not None:
                 return m
-        return max(self.max_n - n, 0)
+        return max(last, 0)
 
     def calls_quantile(self, p: float, q: float) -> int:
         """The q-quantile of the number of samples the test takes at true rate p (exact DP).

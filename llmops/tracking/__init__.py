@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +60,64 @@ def quiet_mlflow() -> Iterator[None]:
                 os.environ.pop(k, None)
 
 
+_warming: list[Future[None]] = []
+
+
+def prepare() -> None:
+    """Start importing MLflow in a background thread, while the tests sample.
+
+    MLflow's import takes seconds; done here, off the critical path, ``publish`` at the
+    session's end finds it loaded.  Only the import: opening the store emits warnings (its
+    SQLAlchemy models), and a warning raised in another thread would be counted against
+    whichever test is running, so the store is opened by ``publish``, quietly.
+    """
+    if _warming:
+        return
+    future: Future[None] = Future()
+    _warming.append(future)
+
+    def work() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            import mlflow  # noqa: F401
+
+            future.set_result(None)
+        except BaseException as e:  # publish() imports it again in its own thread, quietly
+            future.set_exception(e)
+
+    threading.Thread(target=work, name="llmops-tracking", daemon=True).start()
+
+
+def _open(uri: str | None, experiment: str) -> Any:
+    from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
+
+    with quiet_mlflow():
+        store = MlflowStore(tracking_uri(uri), experiment)
+        store.check_reachable()
+        store.experiment_id()  # creates the store's tables and the experiment on first use
+    return store
+
+
 def publish(record: dict[str, Any], uri: str | None, experiment: str, spool_dir: Path) -> tuple[str | None, str]:
     """Log a finished record to MLflow; on any failure keep it in the spool.
 
     Returns (run id or None, a line for the summary).  Never raises: the session's results
     matter more than the tracking server's health.
     """
-    from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
-
     resolved = uri
     try:
+        if _warming:
+            _warming[0].exception()  # waits for the import; if it failed, _open imports again
+        store = _open(uri, experiment)
+        resolved = store.uri
         with quiet_mlflow():
-            resolved = tracking_uri(uri)
-            store = MlflowStore(resolved, experiment)
-            store.check_reachable()
             run_id = store.log_session(record)
     except Exception as e:  # any tracking failure spools the record
+        if resolved is None:  # the store did not open: name where it was looked for
+            with contextlib.suppress(Exception):
+                from llmops.tracking.mlflow_store import tracking_uri
+
+                resolved = tracking_uri(uri)
         path = spool.write(record, spool_dir)
         why = str(e).splitlines()[0][:400] if str(e).strip() else type(e).__name__
         log.warning("MLflow at %s failed (%s); session %s kept in %s", resolved, why, record["session_id"], path)
@@ -110,4 +154,14 @@ def promote_session(record: dict[str, Any], run_id: str | None, uri: str | None,
     return redact(f"promoted run {run_id} as baseline @{alias}: " + "; ".join(lines))
 
 
-__all__ = ["finish", "new_record", "problems", "promote_session", "publish", "quiet_mlflow", "redact", "spool"]
+__all__ = [
+    "finish",
+    "new_record",
+    "prepare",
+    "problems",
+    "promote_session",
+    "publish",
+    "quiet_mlflow",
+    "redact",
+    "spool",
+]

@@ -126,6 +126,7 @@ class MlflowStore:
         self.uri = uri
         self.experiment = experiment
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        self._experiment_id: str | None = None
 
     def check_reachable(self, timeout: float = 10.0) -> None:
         """Raise TrackingUnavailable quickly if an http(s) tracking server does not answer."""
@@ -140,9 +141,11 @@ class MlflowStore:
             ) from None
 
     def experiment_id(self) -> str:
-        """The experiment's id, creating it: for writing a session."""
-        exp = self.client.get_experiment_by_name(self.experiment)
-        return exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+        """The experiment's id, creating it: for writing a session (asked once per store)."""
+        if self._experiment_id is None:
+            exp = self.client.get_experiment_by_name(self.experiment)
+            self._experiment_id = exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+        return self._experiment_id
 
     def existing_experiment_id(self) -> str:
         """The experiment's id; an error naming it when it does not exist (reading never creates one)."""
@@ -266,26 +269,44 @@ class MlflowStore:
         tags_end.append(RunTag("llmops.regressed", str(outcome.get("regressed", 0))))
         if outcome.get("partial"):
             tags_end.append(RunTag("llmops.partial", str(outcome["partial"])))
+        if any(r.get("samples") for r in results):  # what MLflow's UI lists as the run's tables
+            tags_end.append(RunTag("mlflow.loggedArtifacts", json.dumps([{"path": SAMPLES_ARTIFACT, "type": "table"}])))
         self.client.log_batch(run_id, tags=tags_end)
 
-        self.client.log_dict(run_id, record, RESULTS_ARTIFACT)
-        rows = [
-            {"test": r["test_id"], "prompt": r["prompt"], "prompt_version": r["prompt_version"], **s}
-            for r in results
-            for s in r.get("samples", [])
-        ]
-        if rows:
-            columns = {
-                k: [json.dumps(row.get(k)) if isinstance(row.get(k), (dict, list)) else row.get(k) for row in rows]
-                for k in rows[0]
-            }
-            self.client.log_table(run_id, data=columns, artifact_file=SAMPLES_ARTIFACT)
+        # The sample rows go to their own table, once: results.json keeps the numbers.
+        self.client.log_dict(run_id, {**record, "results": [_without_rows(r) for r in results]}, RESULTS_ARTIFACT)
+        self._log_samples(run_id, results)
         for candidate in record.get("candidates") or ():
             if candidate.get("version"):
                 self.log_candidate(run_id, candidate, git.get("commit"), ts)
         self.client.set_terminated(run_id, "FINISHED", end_time=ts)
         self.client.set_tag(run_id, COMPLETE_TAG, "true")
         return str(run_id)
+
+    def _log_samples(self, run_id: str, results: list[dict[str, Any]]) -> None:
+        """The sample table (``log_table``'s format, pandas' "split" orient), written row by row
+        to a file and uploaded as is: no DataFrame of every output in memory, no pandas import."""
+        import tempfile
+        from pathlib import Path
+
+        head = ("test", "prompt", "prompt_version")
+        columns: list[str] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(SAMPLES_ARTIFACT).name
+            with open(path, "w", encoding="utf-8") as f:
+                for r in results:
+                    for s in r.get("samples") or ():
+                        if not columns:
+                            columns = [*head, *(k for k in s if k not in head)]
+                            f.write('{"columns": ' + json.dumps(columns) + ', "data": [')
+                        else:
+                            f.write(", ")
+                        row = {"test": r["test_id"], "prompt": r["prompt"], "prompt_version": r["prompt_version"], **s}
+                        f.write(json.dumps([_cell(row.get(k)) for k in columns]))
+                if not columns:
+                    return
+                f.write("]}")
+            self.client.log_artifact(run_id, str(path), str(Path(SAMPLES_ARTIFACT).parent))
 
     def log_candidate(self, parent_run: str, candidate: dict[str, Any], commit: str | None, ts: int) -> None:
         """An optimizer's candidate: a registry version with the alias ``candidate`` (never a
@@ -569,6 +590,15 @@ def _held_out(key: str, value: str) -> tuple[str, str, str]:
         return key, value, ""
     rate = "n/a" if m.group(1) == "nan" else f"{100 * float(m.group(1)):.0f}%"
     return m.group(3) or key, rate, m.group(2)
+
+
+def _cell(value: Any) -> Any:
+    """A table cell: nested values as JSON text, as MLflow's tables show them."""
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+def _without_rows(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "samples"}
 
 
 def _first_line(e: BaseException) -> str:
