@@ -177,7 +177,7 @@ def resolve_model(spec: Any) -> Model:
     if isinstance(spec, str):
         return _from_string(spec)
     if hasattr(spec, "ainvoke"):
-        return LangChainModel(spec)
+        return LangChainModel(without_client_retries(spec))
     if callable(spec):
         return CallableModel(spec)
     raise ModelError(
@@ -206,4 +206,38 @@ def _from_string(spec: str) -> Model:
         ) from None
     except Exception as e:
         raise ModelError(f"model {spec!r} could not be created: {e}") from None
-    return LangChainModel(chat, id=spec)
+    return LangChainModel(without_client_retries(chat), id=spec)
+
+
+# The model objects llmops made without client retries, by the id of the user's object (which
+# is kept alive here, so its id is not reused); bounded, as a session makes few.
+_WITHOUT_RETRIES: dict[int, tuple[Any, Any]] = {}
+_CLIENT_FIELDS = ("client", "async_client", "root_client", "root_async_client")
+
+
+def without_client_retries(chat: Any) -> Any:
+    """A copy of a LangChain chat model with its client's own retries off; the user's object is unchanged.
+
+    The OpenAI and Anthropic clients retry by themselves (``max_retries``, 2 by default), so
+    llmops's retries would multiply with theirs and no count of requests would be right:
+    llmops owns the retry policy (backoff, Retry-After, the permanent-error breaker).  Models
+    without a ``max_retries`` field, and Runnables that wrap a model, are used as they are;
+    their client's retries stay invisible to llmops.
+    """
+    fields = getattr(type(chat), "model_fields", {})
+    if "max_retries" not in fields or getattr(chat, "max_retries", None) == 0:
+        return chat
+    held = _WITHOUT_RETRIES.get(id(chat))
+    if held is not None and held[0] is chat:
+        return held[1]
+    # Rebuilt from the fields the user set (so the clients are made again, with max_retries=0),
+    # not copied: a copy would keep the clients, and their retries, of the original.
+    settings = {k: getattr(chat, k) for k in chat.model_fields_set if k not in _CLIENT_FIELDS}
+    try:
+        copy = type(chat)(**{**settings, "max_retries": 0})
+    except Exception:  # a model that cannot be rebuilt from its own fields: use it as it is
+        return chat
+    if len(_WITHOUT_RETRIES) >= 64:
+        _WITHOUT_RETRIES.clear()
+    _WITHOUT_RETRIES[id(chat)] = (chat, copy)
+    return copy
