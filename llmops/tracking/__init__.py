@@ -59,22 +59,24 @@ def quiet_mlflow() -> Iterator[None]:
 
 
 def publish(record: dict[str, Any], uri: str | None, experiment: str, spool_dir: Path) -> tuple[str | None, str]:
-    """Log a finished record to MLflow; on any failure keep it in the spool.
+    """Log a finished record to MLflow through the spool: on any failure it stays there.
 
-    Returns (run id or None, a line for the summary).  Never raises: the session's results
-    matter more than the tracking server's health.
+    The record is spooled before the upload and removed after it, so an upload cut short
+    (Ctrl-C, SIGTERM, a crash) is finished by ``llmops sync``.  Returns (run id or None, a
+    line for the summary).  Never raises: the session's results matter more than the
+    tracking server's health.
     """
     from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
 
     resolved = uri
+    path = spool.write(record, spool_dir)
     try:
         with quiet_mlflow():
             resolved = tracking_uri(uri)
             store = MlflowStore(resolved, experiment)
             store.check_reachable()
-            run_id = store.log_session(record)
-    except Exception as e:  # any tracking failure spools the record
-        path = spool.write(record, spool_dir)
+            _, run_id = spool.upload(store, path)
+    except Exception as e:  # any tracking failure leaves the record in the spool
         why = str(e).splitlines()[0][:400] if str(e).strip() else type(e).__name__
         log.warning("MLflow at %s failed (%s); session %s kept in %s", resolved, why, record["session_id"], path)
         log.debug("MLflow failure", exc_info=True)
