@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pytest
 from fake_openai import FAULTS, FakeOpenAI
@@ -151,15 +151,21 @@ def _reply(request):
 
 def run_suite(pytester, monkeypatch, *args, faults=None, seed=0):
     """The suite against a fault server; returns (pytest result, results by test, requests seen, log)."""
-    with FakeOpenAI(_reply, faults=faults, seed=seed, retry_after=0.05, hang=3, stream_delay=0.01) as server:
+    with FakeOpenAI(_reply, faults=faults, seed=seed, retry_after=0.05, hang=5, stream_delay=0.01) as server:
         monkeypatch.setenv("BASE_URL", server.base_url)
         pytester.makepyfile(test_suite=SUITE)
         out = pytester.runpytest(
-            "--llmops-report-json=r.json", "--llmops-cache=off", "--llmops-timeout=0.5", "-p", "no:randomly", *args
+            "--llmops-report-json=r.json", "--llmops-cache=off", "--llmops-timeout=2", "-p", "no:randomly", *args
         )
         log = list(server.log)
     results = json.loads((pytester.path / "r.json").read_text())["results"]
     return out, {r["test_id"].split("[")[-1].rstrip("]"): r for r in results}, log
+
+
+def reconciled(results: dict, log: list) -> None:
+    """The server's requests for each test are that test's calls plus retries."""
+    seen = Counter(entry.text.removeprefix("answer for ") for entry in log)
+    assert dict(seen) == {name: r["calls"] + r["retries"] for name, r in results.items()}, log
 
 
 def accounted(results: dict) -> None:
@@ -177,15 +183,15 @@ def test_faults_change_no_verdict_and_every_request_is_counted(pytester, monkeyp
     _, clean, clean_log = run_suite(pytester, monkeypatch)
     verdicts = {name: r["verdict"] for name, r in clean.items()}
     assert verdicts == {"good": "PASS", "fine": "PASS", "bad": "FAIL", "broken": "FAIL"}
-    assert sum(r["calls"] for r in clean.values()) == len(clean_log) and not any(r["retries"] for r in clean.values())
+    reconciled(clean, clean_log)
 
     # 20% of requests fail in nine ways; llmops retries them (3 retries by default).
     out, faulty, log = run_suite(pytester, monkeypatch, faults=MIXED, seed=1)
     assert {name: r["verdict"] for name, r in faulty.items()} == verdicts
-    assert sum(r["calls"] + r["retries"] for r in faulty.values()) == len(log)  # the server agrees
-    assert sum(r["retries"] for r in faulty.values()) == sum(e.behaviour not in ("ok", "slow_stream") for e in log)
+    reconciled(faulty, log)  # the server agrees with llmops, test by test
     accounted(faulty)
     retries = sum(r["retries"] for r in faulty.values())
+    assert retries >= sum(e.behaviour not in ("ok", "slow_stream") for e in log) - 4  # only last attempts go unretried
     out.stdout.fnmatch_lines([f"*model calls, {retries} retries ({len(log)} requests to the model)*"])
 
     # No retries: the faults become error samples, left out of the verdicts, never passes.
@@ -193,7 +199,8 @@ def test_faults_change_no_verdict_and_every_request_is_counted(pytester, monkeyp
         pytester, monkeypatch, "--llmops-retries=0", "--llmops-error-budget=0.5", faults=MIXED
     )
     assert {name: r["verdict"] for name, r in errored.items()} == verdicts
-    assert sum(r["calls"] for r in errored.values()) == len(log) and not any(r["retries"] for r in errored.values())
+    reconciled(errored, log)
+    assert not any(r["retries"] for r in errored.values())
     assert sum(r["model_errors"] for r in errored.values()) > 0
     assert all(r["errors"] <= 0.5 * (r["n"] + r["errors"]) for r in errored.values())
     assert errored["bad"]["k"] == errored["broken"]["k"] == 0  # an error is never a pass
@@ -204,7 +211,7 @@ def test_over_the_error_budget_the_requirement_is_an_error_with_the_reason(pytes
     out, results, log = run_suite(pytester, monkeypatch, "--llmops-retries=0", faults={"503": 0.6}, seed=2)
     out.assert_outcomes(errors=4)
     assert {r["verdict"] for r in results.values()} == {"ERROR"}
-    assert sum(r["calls"] for r in results.values()) == len(log)
+    reconciled(results, log)
     accounted(results)
     out.stdout.fnmatch_lines(["*ended in errors, more than the error budget 10%*OpenAIAPIError*503*"])
 
@@ -213,9 +220,11 @@ def test_a_provider_that_never_answers_ends_within_the_configured_bound(pytester
     """Every call times out: each makes exactly retries+1 attempts of at most the timeout each
     (``Sampler.max_call_seconds``), the budget stops each requirement, and the session ends."""
     out, results, log = run_suite(
-        pytester, monkeypatch, "--llmops-retries=1", "--llmops-timeout=0.2", faults={"timeout": 1}
+        pytester, monkeypatch, "--llmops-retries=1", "--llmops-timeout=0.5", faults={"timeout": 1}
     )
     out.assert_outcomes(errors=4)
     calls = sum(r["calls"] for r in results.values())
-    assert len(log) == 2 * calls and sum(r["retries"] for r in results.values()) == calls
-    assert all("timed out after 0.2s" in r["first_error"] for r in results.values())
+    assert sum(r["retries"] for r in results.values()) == calls  # every call: 2 attempts, no more
+    # An attempt cut off by the timeout before the server read it is not in the server's log.
+    assert calls <= len(log) <= 2 * calls
+    assert all("timed out after 0.5s" in r["first_error"] for r in results.values())

@@ -28,6 +28,16 @@ class Completion:
     input_tokens: int | None = None
     output_tokens: int | None = None
 
+    def __post_init__(self) -> None:
+        # Lone surrogates (a provider or a client that decoded bytes badly) are not text: no
+        # UTF-8 file, sqlite cache or MLflow artifact takes them.  Each becomes U+FFFD.
+        if isinstance(self.text, str) and not self.text.isascii():
+            try:
+                self.text.encode("utf-8")
+            except UnicodeEncodeError:
+                clean = self.text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+                object.__setattr__(self, "text", clean)
+
 
 class MalformedResponse(Exception):
     """The model answered with something that is not text; retried as a transient error."""
