@@ -87,7 +87,7 @@ def test_an_interrupted_session_leaves_results_cache_and_spool_consistent(tmp_pa
         proc = start(
             tmp_path, server.base_url, "--llmops-report-json=r.json", f"--llmops-tracking-uri={dead}", tracking="on"
         )
-        out = interrupt_mid_sampling(proc, server, sig, after=20)
+        out = interrupt_mid_sampling(proc, server, sig, after=40)  # the first test has decided by then
         seen = server.requests
         assert proc.returncode == 2, out  # pytest's INTERRUPTED
         assert "KeyboardInterrupt" in out
