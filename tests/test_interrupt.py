@@ -125,3 +125,35 @@ def test_an_interrupted_session_leaves_results_cache_and_spool_consistent(tmp_pa
     client = mlflow.MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("llmops").experiment_id])
     assert run.data.tags["llmops.session_id"] == report["session_id"]
+
+
+def test_an_upload_cut_short_by_ctrl_c_is_finished_by_sync_once(tmp_path, monkeypatch):
+    """Ctrl-C while the record is being logged to MLflow (a half-written run): the record is
+    still in the spool, and `llmops sync` replaces the half-written run with a complete one."""
+    import mlflow
+    from test_tracking import session_record
+
+    from llmops.tracking import publish
+    from llmops.tracking.mlflow_store import COMPLETE_TAG
+
+    uri, spool = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "spool"
+    record = session_record()
+    log_dict = mlflow.MlflowClient.log_dict
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt  # after the run, its params and metrics, before the artifact and the end tag
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_dict", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        publish(record, uri, "cut", spool)
+    (kept,) = spool.glob("*.json")
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("cut").experiment_id
+    (half,) = client.search_runs([experiment])
+    assert half.data.tags.get(COMPLETE_TAG) != "true"
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_dict", log_dict)
+    assert cli(["sync", "--tracking-uri", uri, "--experiment", "cut", "--spool-dir", str(spool)]) == 0
+    assert not kept.exists()
+    (run,) = client.search_runs([experiment])  # one run: the half-written one was replaced
+    assert run.data.tags[COMPLETE_TAG] == "true" and run.data.tags["llmops.session_id"] == record["session_id"]
