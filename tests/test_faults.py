@@ -81,6 +81,25 @@ def test_without_client_retries_keeps_the_model_and_is_made_once():
         assert without_client_retries(already) is already
 
 
+def test_a_model_inside_a_binding_or_a_chain_loses_its_client_retries_too():
+    from langchain_core.runnables import RunnableLambda
+
+    with FakeOpenAI(reply="hi") as fake:
+        user = chat(fake.base_url)
+        bound = user.bind(stop=["never"])
+        chain = RunnableLambda(lambda messages: messages) | bound | RunnableLambda(lambda message: message)
+        for wrapped in (bound, chain):
+            model = resolve_model(wrapped)
+            fake.queue("500")
+            with pytest.raises(Exception, match="Error code: 500"):
+                run_sync(model.generate([("human", "hello")], seed=0))
+            assert fake.requests == 1, "the client retried by itself"
+            assert run_sync(model.generate([("human", "hello")], seed=0)).text == "hi"
+            fake.log.clear()
+        assert bound.bound is user and chain.middle[0] is bound  # the user's objects are unchanged
+        assert user.root_async_client.max_retries == 2
+
+
 def test_sampler_retries_every_fault_alone_and_counts_each_request(quick_backoff):
     """Mixed faults at 40%: each request on the server is one attempt in llmops, retries are
     bounded, Retry-After is waited for, and no errored sample carries an output."""

@@ -230,24 +230,40 @@ def without_client_retries(chat: Any) -> Any:
 
     The OpenAI and Anthropic clients retry by themselves (``max_retries``, 2 by default), so
     llmops's retries would multiply with theirs and no count of requests would be right:
-    llmops owns the retry policy (backoff, Retry-After, the permanent-error breaker).  Models
-    without a ``max_retries`` field, and Runnables that wrap a model, are used as they are;
-    their client's retries stay invisible to llmops.
+    llmops owns the retry policy (backoff, Retry-After, the permanent-error breaker).  A
+    model inside a binding (``chat.bind(...)``) or a chain (``prompt | chat``) gets the same
+    wrapper around the copy.  Models without a ``max_retries`` field are used as they are.
     """
-    fields = getattr(type(chat), "model_fields", {})
-    if "max_retries" not in fields or getattr(chat, "max_retries", None) == 0:
-        return chat
     held = _WITHOUT_RETRIES.get(id(chat))
     if held is not None and held[0] is chat:
         return held[1]
-    # Rebuilt from the fields the user set (so the clients are made again, with max_retries=0),
-    # not copied: a copy would keep the clients, and their retries, of the original.
-    settings = {k: getattr(chat, k) for k in chat.model_fields_set if k not in _CLIENT_FIELDS}
-    try:
-        copy = type(chat)(**{**settings, "max_retries": 0})
-    except Exception:  # a model that cannot be rebuilt from its own fields: use it as it is
-        return chat
-    if len(_WITHOUT_RETRIES) >= 64:
-        _WITHOUT_RETRIES.clear()
-    _WITHOUT_RETRIES[id(chat)] = (chat, copy)
+    copy = _rebuilt(chat)
+    if copy is not chat:
+        if len(_WITHOUT_RETRIES) >= 64:
+            _WITHOUT_RETRIES.clear()
+        _WITHOUT_RETRIES[id(chat)] = (chat, copy)
     return copy
+
+
+def _rebuilt(chat: Any) -> Any:
+    fields = getattr(type(chat), "model_fields", {})
+    if "max_retries" in fields:
+        if getattr(chat, "max_retries", None) == 0:
+            return chat
+        # Rebuilt from the fields the user set (so the clients are made again, with max_retries=0),
+        # not copied: a copy would keep the clients, and their retries, of the original.
+        settings = {k: getattr(chat, k) for k in chat.model_fields_set if k not in _CLIENT_FIELDS}
+        try:
+            return type(chat)(**{**settings, "max_retries": 0})
+        except Exception:  # a model that cannot be rebuilt from its own fields: use it as it is
+            return chat
+    parts: dict[str, Any] = {}
+    for name in ("bound", "first", "last"):  # RunnableBinding, RunnableSequence
+        inner = getattr(chat, name, None) if name in fields else None
+        if inner is not None and without_client_retries(inner) is not inner:
+            parts[name] = without_client_retries(inner)
+    if "middle" in fields:
+        middle = [without_client_retries(step) for step in chat.middle]
+        if any(new is not old for new, old in zip(middle, chat.middle, strict=True)):
+            parts["middle"] = middle
+    return chat.model_copy(update=parts) if parts else chat
