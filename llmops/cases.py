@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmops.errors import CaseFileError
+from llmops.errors import CaseFileError, ConfigError
 
 _RESERVED = ("expected", "id", "tags")
 
@@ -154,9 +154,9 @@ def as_cases(cases: Any) -> list[Case]:
         return [Case(inputs=cases)]
     out = [c if isinstance(c, Case) else Case(inputs=c) for c in cases]
     if not out:
-        raise ValueError("no cases given: pass a Case, a list of cases or a case file")
+        raise ConfigError("no cases given: pass a Case, a list of cases or a case file")
     ids = [c.id for c in out]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
-        raise ValueError(f"case id {dupes[0]!r} appears more than once; give each case a unique id")
+        raise ConfigError(f"case id {dupes[0]!r} appears more than once; give each case a unique id")
     return out

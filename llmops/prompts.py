@@ -13,16 +13,18 @@ from llmops.errors import PromptError
 Message = tuple[str, str]  # (role, content); role is "system", "human" or "ai"
 
 
-def _fields(template: str) -> list[str]:
+def _fields(template: str, prompt: str) -> list[str]:
     names: list[str] = []
-    for _, field, _, _ in string.Formatter().parse(template):
+    fix = "use {name} for variables and {{ }} for literal braces"
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:  # an unclosed or a lone brace
+        raise PromptError(f"prompt {prompt!r}: malformed template ({e}); {fix}") from None
+    for _, field, _, _ in parsed:
         if field is None:
             continue
         if field == "" or not field.isidentifier():
-            raise PromptError(
-                f"template field {{{field}}} is not a plain variable name; use {{name}} for "
-                "variables and {{{{ }}}} for literal braces"
-            )
+            raise PromptError(f"prompt {prompt!r}: template field {{{field}}} is not a plain variable name; {fix}")
         if field not in names:
             names.append(field)
     return names
@@ -47,7 +49,7 @@ class Prompt:
             self._parts: list[Message] = ([("system", system)] if system else []) + [("human", template)]
             variables: list[str] = []
             for _, text in self._parts:
-                variables += [v for v in _fields(text) if v not in variables]
+                variables += [v for v in _fields(text, name) if v not in variables]
             self.variables = tuple(variables)
         elif hasattr(template, "format_messages") and hasattr(template, "input_variables"):
             if system is not None:

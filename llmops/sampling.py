@@ -2,9 +2,11 @@
 
 Transient errors (timeouts, connection problems, rate limits, 5xx, malformed response
 bodies) are retried with exponential backoff and full jitter, honouring Retry-After when
-the client exposes it.  Permanent ones (auth, bad request, not found) are not retried.
-A call that still fails becomes a Sample with ``error`` set: never a crash of the session,
-never counted as a pass.
+the client exposes it (capped at ``backoff_max``).  Permanent ones (auth, bad request, not
+found) are not retried.  A call that still fails becomes a Sample with ``error`` set: never a
+crash of the session, never counted as a pass.  llmops owns the retry policy: the clients'
+own retries are turned off where it can (``llmops.models.without_client_retries``), so a
+sample's ``attempts`` are its HTTP requests, and a call takes at most ``max_call_seconds``.
 
 With a response cache (``llmops.cache``), requests are looked up before they are drawn: hits
 are replayed as samples with ``cached=True`` (no call, no cost), misses are called, and
@@ -75,6 +77,11 @@ class Request:
 
 #: Permanent errors in a row after which a model is not called again in the session.
 PERMANENT_LIMIT = 3
+
+#: Backoff between attempts: full jitter up to BACKOFF_BASE_S * 2**(attempt-1), at most
+#: BACKOFF_MAX_S; a Retry-After longer than BACKOFF_MAX_S is cut to it.
+BACKOFF_BASE_S = 0.5
+BACKOFF_MAX_S = 20.0
 
 
 class Breaker:
@@ -175,8 +182,8 @@ class Sampler:
         timeout: float = 60.0,
         retries: int = 3,
         seed: int = 0,
-        backoff_base: float = 0.5,
-        backoff_max: float = 20.0,
+        backoff_base: float | None = None,
+        backoff_max: float | None = None,
         on_sample: Callable[[Sample], None] | None = None,
         cache: ResponseCache | str | None = None,
         cache_path: str | None = None,
@@ -189,8 +196,8 @@ class Sampler:
         self.timeout = timeout
         self.retries = retries
         self.seed = seed
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.backoff_base = BACKOFF_BASE_S if backoff_base is None else backoff_base
+        self.backoff_max = BACKOFF_MAX_S if backoff_max is None else backoff_max
         self.on_sample = on_sample  # called as each sample completes, replayed ones too (in the sampler's thread)
         # ``cache``: a ResponseCache, or a mode (off, read, write, readwrite) for the file at
         # ``cache_path``.  A model that cannot be named is never cached.
@@ -205,6 +212,11 @@ class Sampler:
         self._gate: asyncio.Semaphore | None = None
         self._fresh: deque[tuple[str, Response]] = deque()  # new answers for the cache, until flush()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def max_call_seconds(self) -> float:
+        """The longest one call can take: every attempt timing out, every wait at its cap."""
+        return (self.retries + 1) * self.timeout + self.retries * self.backoff_max
 
     def draw(self, requests: Sequence[Request], seed_key: str = "") -> list[Sample]:
         """Draw all requests (at most ``concurrency`` in flight); results in request order."""
@@ -383,8 +395,13 @@ class Sampler:
                         attempts=attempt,
                         prompt_version=version,
                     )
-                delay = jitter.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
-                await asyncio.sleep(max(delay, retry_after(exc) or 0.0))
+                await asyncio.sleep(self._backoff(attempt, exc, jitter))
+
+    def _backoff(self, attempt: int, exc: BaseException, jitter: random.Random) -> float:
+        """Seconds to wait after failed attempt ``attempt``: jittered exponential, or the server's
+        Retry-After when longer, never more than ``backoff_max``."""
+        delay = jitter.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+        return min(self.backoff_max, max(delay, retry_after(exc) or 0.0))
 
 
 # One event loop in a daemon thread runs every draw: LangChain/httpx async clients bind to
@@ -404,4 +421,9 @@ def _background_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run_coroutine_threadsafe(coro, _background_loop()).result()
+    future = asyncio.run_coroutine_threadsafe(coro, _background_loop())
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()  # Ctrl-C or SIGTERM while waiting: the calls in flight stop too
+        raise

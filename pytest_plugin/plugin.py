@@ -121,6 +121,25 @@ def pytest_configure(config: pytest.Config) -> None:
         except LlmopsError as e:
             raise pytest.UsageError(f"llmops: --llmops-baseline {settings.baseline}: {e}") from None
     config.pluginmanager.register(Collector(config), "llmops-collector")
+    _sigterm_as_ctrl_c(config)
+
+
+def _sigterm_as_ctrl_c(config: pytest.Config) -> None:
+    """SIGTERM (a cancelled CI job, a killed container) stops the session as Ctrl-C does, so the
+    reports, the response cache and the MLflow spool are finished, not cut off mid-write."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:  # someone else handles it
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -451,7 +470,9 @@ class Collector:
             if name:
                 path = self.config.invocation_params.dir / name
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(render(record), encoding="utf-8")
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(render(record), encoding="utf-8")
+                tmp.replace(path)  # never half a report, even when the session is interrupted here
                 self.lines.append(f"{what} written to {path}")
 
     # -- progress while sampling: a live line on a terminal, a line per verdict in CI logs --

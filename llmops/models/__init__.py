@@ -28,6 +28,16 @@ class Completion:
     input_tokens: int | None = None
     output_tokens: int | None = None
 
+    def __post_init__(self) -> None:
+        # Lone surrogates (a provider or a client that decoded bytes badly) are not text: no
+        # UTF-8 file, sqlite cache or MLflow artifact takes them.  Each becomes U+FFFD.
+        if isinstance(self.text, str) and not self.text.isascii():
+            try:
+                self.text.encode("utf-8")
+            except UnicodeEncodeError:
+                clean = self.text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+                object.__setattr__(self, "text", clean)
+
 
 class MalformedResponse(Exception):
     """The model answered with something that is not text; retried as a transient error."""
@@ -177,7 +187,7 @@ def resolve_model(spec: Any) -> Model:
     if isinstance(spec, str):
         return _from_string(spec)
     if hasattr(spec, "ainvoke"):
-        return LangChainModel(spec)
+        return LangChainModel(without_client_retries(spec))
     if callable(spec):
         return CallableModel(spec)
     raise ModelError(
@@ -206,4 +216,54 @@ def _from_string(spec: str) -> Model:
         ) from None
     except Exception as e:
         raise ModelError(f"model {spec!r} could not be created: {e}") from None
-    return LangChainModel(chat, id=spec)
+    return LangChainModel(without_client_retries(chat), id=spec)
+
+
+# The model objects llmops made without client retries, by the id of the user's object (which
+# is kept alive here, so its id is not reused); bounded, as a session makes few.
+_WITHOUT_RETRIES: dict[int, tuple[Any, Any]] = {}
+_CLIENT_FIELDS = ("client", "async_client", "root_client", "root_async_client")
+
+
+def without_client_retries(chat: Any) -> Any:
+    """A copy of a LangChain chat model with its client's own retries off; the user's object is unchanged.
+
+    The OpenAI and Anthropic clients retry by themselves (``max_retries``, 2 by default), so
+    llmops's retries would multiply with theirs and no count of requests would be right:
+    llmops owns the retry policy (backoff, Retry-After, the permanent-error breaker).  A
+    model inside a binding (``chat.bind(...)``) or a chain (``prompt | chat``) gets the same
+    wrapper around the copy.  Models without a ``max_retries`` field are used as they are.
+    """
+    held = _WITHOUT_RETRIES.get(id(chat))
+    if held is not None and held[0] is chat:
+        return held[1]
+    copy = _rebuilt(chat)
+    if copy is not chat:
+        if len(_WITHOUT_RETRIES) >= 64:
+            _WITHOUT_RETRIES.clear()
+        _WITHOUT_RETRIES[id(chat)] = (chat, copy)
+    return copy
+
+
+def _rebuilt(chat: Any) -> Any:
+    fields = getattr(type(chat), "model_fields", {})
+    if "max_retries" in fields:
+        if getattr(chat, "max_retries", None) == 0:
+            return chat
+        # Rebuilt from the fields the user set (so the clients are made again, with max_retries=0),
+        # not copied: a copy would keep the clients, and their retries, of the original.
+        settings = {k: getattr(chat, k) for k in chat.model_fields_set if k not in _CLIENT_FIELDS}
+        try:
+            return type(chat)(**{**settings, "max_retries": 0})
+        except Exception:  # a model that cannot be rebuilt from its own fields: use it as it is
+            return chat
+    parts: dict[str, Any] = {}
+    for name in ("bound", "first", "last"):  # RunnableBinding, RunnableSequence
+        inner = getattr(chat, name, None) if name in fields else None
+        if inner is not None and without_client_retries(inner) is not inner:
+            parts[name] = without_client_retries(inner)
+    if "middle" in fields:
+        middle = [without_client_retries(step) for step in chat.middle]
+        if any(new is not old for new, old in zip(middle, chat.middle, strict=True)):
+            parts["middle"] = middle
+    return chat.model_copy(update=parts) if parts else chat

@@ -169,7 +169,7 @@ def footer(results: Sequence[Result] | object, wall_time: float | None = None) -
         counts_text(results)
         + f"; {t['calls']} model calls"
         + (f" ({t['baseline_calls']} of them the baseline prompt's)" if t["baseline_calls"] else "")
-        + (f", {t['retries']} retries" if t["retries"] else "")
+        + (f", {t['retries']} retries ({t['calls'] + t['retries']} requests to the model)" if t["retries"] else "")
         + f"; {t['replayed']} samples replayed from the cache"
         + f"; verdicts looked at {looked} samples against {fixed} for fixed-size designs"
     )

@@ -99,26 +99,28 @@ def _open(uri: str | None, experiment: str) -> Any:
 
 
 def publish(record: dict[str, Any], uri: str | None, experiment: str, spool_dir: Path) -> tuple[str | None, str]:
-    """Log a finished record to MLflow; on any failure keep it in the spool.
+    """Log a finished record to MLflow through the spool: on any failure it stays there.
 
-    Returns (run id or None, a line for the summary).  Never raises: the session's results
-    matter more than the tracking server's health.
+    The record is spooled before the upload and removed after it, so an upload cut short
+    (Ctrl-C, SIGTERM, a crash) is finished by ``llmops sync``.  Returns (run id or None, a
+    line for the summary).  Never raises: the session's results matter more than the
+    tracking server's health.
     """
     resolved = uri
+    path = spool.write(record, spool_dir)
     try:
         if _warming:
             _warming[0].exception()  # waits for the import; if it failed, _open imports again
         store = _open(uri, experiment)
         resolved = store.uri
         with quiet_mlflow():
-            run_id = store.log_session(record)
-    except Exception as e:  # any tracking failure spools the record
+            _, run_id = spool.upload(store, path)
+    except Exception as e:  # any tracking failure leaves the record in the spool
         if resolved is None:  # the store did not open: name where it was looked for
             with contextlib.suppress(Exception):
                 from llmops.tracking.mlflow_store import tracking_uri
 
                 resolved = tracking_uri(uri)
-        path = spool.write(record, spool_dir)
         why = str(e).splitlines()[0][:400] if str(e).strip() else type(e).__name__
         log.warning("MLflow at %s failed (%s); session %s kept in %s", resolved, why, record["session_id"], path)
         log.debug("MLflow failure", exc_info=True)
