@@ -23,7 +23,7 @@ HERE = Path(__file__).parent
 REGRESSION = HERE / "regression"
 WORK = HERE / ".llmops" / "regression-pr"  # a dot directory: the examples session skips it
 EXPERIMENT = "llmops-demo-regression"  # its own MLflow experiment, apart from the examples'
-OPTIMIZER_BUDGET = 500  # model calls the optimizer may spend, its held-out scoring included
+OPTIMIZER_BUDGET = 600  # model calls the optimizer may spend, its held-out scoring included
 
 INTRO = """\
 llmops demo: example suites (examples/) sampled from SmolLM2-135M-Instruct, a real LLM
@@ -33,8 +33,8 @@ requirements FAIL on purpose.  The point is that every verdict and number is rig
 """
 
 OUTRO = """\
-Demo finished.  The FAILs above are expected (a 135M model leaks its secret, falls for
-injections and cannot answer in JSON); the PASSes are real too.  "calls" is how many
+Demo finished.  The FAILs above are expected (a 135M model leaks its secret and a
+customer's e-mail, refuses nothing and cannot answer in JSON); the PASSes are real too.  "calls" is how many
 samples each verdict needed; "saved vs fixed-N" compares with a fixed-size test with the
 same error rates.  Run one suite against a hosted model with, e.g.:
     .venv/bin/pytest examples/triage --llmops-model openai:gpt-4o-mini
@@ -127,12 +127,28 @@ def story(pr: dict[str, Any], candidate: dict[str, Any], regate: dict[str, Any])
     sys.stdout.flush()
 
 
+def red_team(record: dict[str, Any]) -> None:
+    """The red-team suite's rates, one line per attack category or check."""
+    banner("Red team (examples/redteam): attack success rate per category, and the safety checks")
+    print(f"{'what was counted':<42} {'k/n':>7} {'rate':>5}  {'95% interval':<12} verdict")
+    for r in record.get("results", []):
+        if "redteam/" not in r.get("test_id", ""):
+            continue
+        test = r["test_id"].split("::", 1)[1]
+        name = f"injection worked: {test.split('[', 1)[1].rstrip(']')}" if "[" in test else r["description"][:42]
+        lo, hi = r["interval"]
+        print(f"{name:<42} {r['k']:>3}/{r['n']:<3} {r['rate']:>5.0%}  {lo:>4.0%}-{hi:<7.0%} {r['verdict']}")
+    sys.stdout.flush()
+
+
 def main(argv: list[str]) -> int:
     print(INTRO, flush=True)
+    report = HERE / ".llmops" / "examples.json"
     args = [str(HERE), "-c", str(HERE / "pytest.ini"), "--rootdir", str(HERE), "--tb=line"]
-    code = pytest.main([*args, "--ignore", str(REGRESSION), *argv])
+    code = pytest.main([*args, "--ignore", str(REGRESSION), f"--llmops-report-json={report}", *argv])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return int(code)  # a broken run is not a demo of failures
+    red_team(json.loads(report.read_text()))
     code = regression_story(argv)
     if code:
         return code
