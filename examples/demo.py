@@ -34,9 +34,9 @@ requirements FAIL on purpose.  The point is that every verdict and number is rig
 
 OUTRO = """\
 Demo finished.  The FAILs above are expected (a 135M model leaks its secret and a
-customer's e-mail, refuses nothing and cannot answer in JSON); the PASSes are real too.  "calls" is how many
-samples each verdict needed; "saved vs fixed-N" compares with a fixed-size test with the
-same error rates.  Run one suite against a hosted model with, e.g.:
+customer's e-mail, refuses nothing and cannot answer in JSON); the PASSes are real too.
+"calls" is how many samples each verdict needed; "saved vs fixed-N" compares with a
+fixed-size test with the same error rates.  Run one suite against a hosted model with:
     .venv/bin/pytest examples/triage --llmops-model openai:gpt-4o-mini
 The sessions are logged to MLflow (the run ids are printed above; the regression story in
 the experiment "{experiment}"); browse them with:
