@@ -227,6 +227,11 @@ OPTIONS: dict[str, Option] = {
         "(on-fail); the candidate is proposed, never applied (default off)",
     ),
     "optimizer_model": Option(_text, "the model that proposes rewrites (default: the model under test)"),
+    "optimizer_budget": Option(
+        positive(int, "optimizer_budget"),
+        "the most calls to the model under test that one optimizer search may spend, its final scoring "
+        "on held-out cases included (default 3000)",
+    ),
     "tracking": Option(
         on_off("tracking"), "log each session to MLflow: on or off (default on; env LLMOPS_TRACKING)", session=True
     ),
@@ -279,6 +284,7 @@ class Settings:
     store_samples: int = 0
     optimize: str = "off"
     optimizer_model: str | None = None
+    optimizer_budget: int = 3000
     price: tuple[float, float] | None = None
     tracking: bool = True
     tracking_uri: str | None = None

@@ -229,11 +229,15 @@ def _optimize(request: pytest.FixtureRequest, session: Any, settings: Settings) 
     for run in session.runs:
         if triggered(run, settings.optimize):
             try:
-                found.append(
-                    search(
-                        run, request.config.rootpath / ".llmops" / "candidates", proposer_model=settings.optimizer_model
-                    )
+                entry = search(
+                    run,
+                    request.config.rootpath / ".llmops" / "candidates",
+                    proposer_model=settings.optimizer_model,
+                    max_calls=settings.optimizer_budget,
                 )
+                if not settings.tracking:
+                    entry.pop("registry", None)  # nothing is registered without tracking
+                found.append(entry)
             except Exception as e:  # the search is extra information: it never errors a test
                 found.append({"prompt": run.prompt.name, "test_id": run.test_id, "message": f"optimizer failed: {e}"})
     request.node.stash[item_candidates_key] = found
@@ -588,6 +592,7 @@ class Collector:
             terminalreporter.write_line(redact(str(c.get("message", ""))))
             if c.get("diff"):
                 terminalreporter.write_line(redact(str(c["diff"])))
-                terminalreporter.write_line(f"written to {c.get('registry')} (never applied to your files)")
+                where = " and ".join(x for x in (c.get("file"), c.get("registry")) if x)
+                terminalreporter.write_line(f"written to {where} (never applied to your files)")
         for line in map(redact, self.lines):
             terminalreporter.write_line(line, red=line.startswith(("REGRESSED", "MISSING", "baseline gate")))

@@ -73,3 +73,34 @@ def test_llmops_optimize_runs_the_named_tests_with_the_optimizer_on(pytester, mo
     assert out.returncode == 1, out.stdout[-2000:]  # the test still fails: a candidate is only proposed
     assert "llmops candidate for support-bot" in out.stdout  # on-fail: no baseline needed
     assert (pytester.path / ".llmops" / "candidates" / "support-bot.txt").exists()
+
+
+def test_the_optimizer_budget_stops_the_search(pytester, monkeypatch):
+    pytester.makepyfile(test_bot=SUITE)
+    monkeypatch.setenv("LLMOPS_TRACKING", "off")
+    monkeypatch.setenv("WHICH", "baseline")
+    pytester.runpytest("--llmops-report-json=base.json").assert_outcomes(passed=1)
+    monkeypatch.setenv("WHICH", "regressed")
+    run = pytester.runpytest(
+        "--llmops-baseline=base.json",
+        "--llmops-optimize=on-regression",
+        "--llmops-optimizer-budget=400",
+        "--llmops-report-json=on.json",
+    )
+    run.assert_outcomes(failed=1)
+    (candidate,) = json.loads((pytester.path / "on.json").read_text())["candidates"]
+    assert candidate["stopped_because"] == "budget", candidate["message"]
+    assert candidate["result"]["stop_detail"] == "model calls"
+    assert 0 < candidate["calls"] <= 400
+    assert "registry" not in candidate  # tracking is off: nothing was registered
+
+
+def test_a_bad_optimizer_budget_is_rejected_quoting_the_value(pytester):
+    pytester.makepyfile(test_bot=SUITE)
+    result = pytester.runpytest("--llmops-optimizer-budget=lots")
+    assert result.ret == 4  # a usage error, before any test runs
+    result.stderr.fnmatch_lines(["*optimizer_budget: expected a int, got 'lots'*"])
+    pytester.makeini("[pytest]\nllmops_optimizer_budget = 0\n")
+    result = pytester.runpytest()
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*optimizer_budget: expected a positive int, got '0'*"])

@@ -12,13 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from llmops.config import Settings
 from llmops.evaluation import FAIL, Run
 from llmops.optimize.problem import Budget, Problem
 from llmops.optimize.proposers import DiffSearch, FewShot, ReflectiveRewrite
 from llmops.optimize.search import optimize, write_candidate
-
-#: Model calls one search may spend (the test's own calls are not counted).
-DEFAULT_MAX_CALLS = 3000
 
 
 def triggered(run: Run, mode: str) -> bool:
@@ -30,9 +28,13 @@ def triggered(run: Run, mode: str) -> bool:
 
 
 def search(
-    run: Run, directory: Path, *, proposer_model: Any = None, max_calls: int = DEFAULT_MAX_CALLS
+    run: Run, directory: Path, *, proposer_model: Any = None, max_calls: int = Settings.optimizer_budget
 ) -> dict[str, Any]:
-    """Optimize one run's prompt; returns the record's ``candidates`` entry (always, for the report)."""
+    """Optimize one run's prompt; returns the record's ``candidates`` entry (always, for the report).
+
+    ``max_calls``: the calls to the model under test the search may spend, its final scoring on
+    the test split included (the test's own calls are not counted; ``--llmops-optimizer-budget``).
+    """
     from llmops.models import resolve_model
 
     base = run.baseline_prompt
@@ -58,7 +60,10 @@ def search(
         entry.update(
             version=result.candidate.version,
             diff=result.diff,
-            registry=str(path),  # the MLflow registry alias `candidate` is not wired yet
+            # Registered under this alias by the MLflow tracker at the session's end
+            # (tracking.mlflow_store.log_candidate), when tracking is on.
+            registry=f"prompts:/{run.prompt.name}@candidate",
+            file=str(path),
             held_out=[
                 {
                     "requirement": t.requirement,

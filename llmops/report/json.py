@@ -235,6 +235,7 @@ _CANDIDATE = {
         "test_id": _d(_STR, "The test whose failure or regression started the search."),
         "alias": _d(_STR, "Registry alias (default 'candidate')."),
         "registry": _d(_STR, "Where to load it: 'prompts:/name@candidate'."),
+        "file": _d(_STR, "Where its text was written: '.llmops/candidates/<prompt>.txt'."),
         "incumbent_version": _d(_STR, "Version it was compared with."),
         "version": _d(_STR, "The candidate's version."),
         "proposer": _d(_STR, "What proposed it: 'revert', 'reflect', 'few-shot'."),
