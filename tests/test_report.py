@@ -158,6 +158,7 @@ CANDIDATE = {
     "prompt": "triage",
     "test_id": "tests/test_triage.py::test_format",
     "alias": "candidate",
+    "registry": "prompts:/triage@candidate",
     "incumbent_version": "9d1f0b7aa1b2",
     "version": "c0ffee0aa1b2",
     "proposer": "revert",
@@ -190,6 +191,16 @@ def test_markdown_shows_an_optimizer_candidate_as_a_diff_with_held_out_numbers()
     assert (
         "| valid JSON &gt;= 90% | 57/60 95% (86-98%) | 41/60 68% (56-79%) | +26.7% (+15.0% to +38.0%) | better |" in md
     )
+
+
+def test_a_candidate_that_was_not_registered_says_where_it_is_instead():
+    """Tracking off: no registry version exists, so no report may claim one."""
+    c = {k: v for k, v in CANDIDATE.items() if k != "registry"} | {"file": ".llmops/candidates/triage.txt"}
+    record = {"results": [make_result(verdict="FAIL").to_dict()], "candidates": [c]}
+    md, page = markdown.render(record), html_report.render(record)
+    assert "Written to `.llmops/candidates/triage.txt` (not registered: tracking is off)" in md
+    assert "written to .llmops/candidates/triage.txt (not registered: tracking is off)" in page
+    assert "prompts:/triage@candidate" not in md + page
 
 
 def _record_fields() -> dict:

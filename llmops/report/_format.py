@@ -7,7 +7,7 @@ own timestamps); this module only decides how it is written.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from llmops.evaluation import Result
@@ -332,3 +332,13 @@ def problem_list(results: Sequence[Result], record: Mapping[str, Any]) -> list[t
         name = str(e.get("test_id", "")).split("::", 1)[-1] or "-"
         items.append((ERROR, name, f"{e.get('error', 'error')}: {e.get('message', '')}", None))
     return items
+
+
+def candidate_where(c: Mapping[str, Any], name: Callable[[str], str] = str) -> str:
+    """Where an optimizer's candidate can be had: its registry alias, or (tracking off) its
+    file; ``name`` formats the alias or path (Markdown code, say)."""
+    if c.get("registry"):
+        return f"registered as {name(str(c['registry']))}"
+    if c.get("file"):
+        return f"written to {name(str(c['file']))} (not registered: tracking is off)"
+    return "not registered (tracking is off)"

@@ -27,6 +27,7 @@ from llmops.report._format import (
     Source,
     bad_samples,
     baseline,
+    candidate_where,
     cost,
     difference,
     gate_counts,
@@ -305,9 +306,8 @@ def _side(s: Mapping[str, Any]) -> str:
 
 def candidate(c: Mapping[str, Any]) -> str:
     name = str(c.get("prompt", "prompt"))
-    where = c.get("registry") or f"prompts:/{name}@{c.get('alias', 'candidate')}"
     out = [f'<section class="card"><h2 style="margin-top:0">Candidate for <code>{esc(name)}</code></h2>']
-    meta = f"registered as {where}"
+    meta = candidate_where(c)
     if c.get("incumbent_version") and c.get("version"):
         meta += f" · {str(c['incumbent_version'])[:7]} -> {str(c['version'])[:7]}"
     if c.get("proposer"):

@@ -29,6 +29,7 @@ from llmops.report._format import (
     Source,
     bad_samples,
     baseline,
+    candidate_where,
     cost,
     difference,
     gate_counts,
@@ -227,17 +228,18 @@ def details(r: Result, *, samples: int = SAMPLES_PER_REQUIREMENT, output_chars: 
 def candidate(c: Mapping[str, Any]) -> str:
     """An optimizer's proposal: where it is registered, its diff, and its held-out numbers."""
     name = c.get("prompt", "prompt")
-    alias = c.get("alias", "candidate")
     head = f"#### 💡 Candidate for {code(name)}"
     if c.get("test_id"):
         head += f" (from {code(str(c['test_id']).split('::', 1)[-1])})"
     lines = [head, ""]
-    where = c.get("registry") or f"prompts:/{name}@{alias}"
     versions = ""
     if c.get("incumbent_version") and c.get("version"):
         versions = f" {code(str(c['incumbent_version'])[:7])} -> {code(str(c['version'])[:7])}"
+    where = candidate_where(c, code)
     lines.append(
-        f"Registered as {code(where)}{versions}"
+        where[0].upper()
+        + where[1:]
+        + versions
         + (f", proposed by {text(c['proposer'])}" if c.get("proposer") else "")
         + "."
     )
