@@ -35,6 +35,9 @@ def test_pydantic_and_regex():
     assert status(checks.pydantic_model(Ticket), '{"cat": "x"}') == "fail"
     assert status(checks.regex(r"\d{3}"), "code 123") == "pass"
     assert status(checks.regex(r"\d{3}", full=True), "code 123") == "fail"
+    assert checks.regex(r"^\W*(yes|no)\b")("Let me think first.", Case({})).reason == (
+        "no match in 'Let me think first.'"
+    )
     with pytest.raises(CheckError, match="invalid pattern"):
         checks.regex("(")
 

@@ -119,7 +119,9 @@ def regex(pattern: str, flags: int = 0, full: bool = False):  # type: ignore[no-
         raise CheckError(f"regex: invalid pattern {pattern!r}: {e}") from None
     match = compiled.fullmatch if full else compiled.search
 
-    def run(output: str) -> bool:
-        return match(output.strip() if full else output) is not None
+    def run(output: str) -> Outcome:
+        if match(output.strip() if full else output) is not None:
+            return Outcome("pass")
+        return Outcome("fail", f"no {'full ' if full else ''}match in {output[:60]!r}")
 
     return run
