@@ -331,7 +331,7 @@ class Run:
             by_prompt.setdefault(prompt.version, []).append(Request(self._keys[pos], index, self._render(prompt, pos)))
         cause = self._breaker.cause(self._sampler.breaker_key) if self._breaker is not None else None
         if cause:
-            self._drain()  # the calls in flight are accounted for before the test ends
+            self._drain(withdraw=True)  # queued calls never reach the broken model; started ones are counted
             raise ModelUnavailable(
                 f"model {self.model.id}: {cause}; fix the key, the model name or the permissions and run again"
             )

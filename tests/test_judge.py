@@ -620,3 +620,20 @@ def test_judges_are_found_inside_checks_that_wrap_them():
     counted = checks.judge("Polite.", model=counting_judge(calls), repeats=2)
     r = Session(model=numbered_model()).sample(SUPPORT, CASES).evaluate(polite_and_short(counted), at_least=0.5)
     assert r.judge is not None and r.judge.calls == len(calls) == 2 * r.calls  # counted through the wrapper
+
+
+def test_a_budget_spent_by_a_judge_inside_a_wrapping_check_stops_sampling_not_as_check_errors():
+    """The wrapper's own error handling must not turn the session's budget into check errors."""
+    from llmops.costs import Budget
+
+    @checks.check
+    def judged_by(judge):
+        return lambda output, case: judge(output, case)
+
+    budget = Budget("calls", 40)
+    run = Session(model=numbered_model(1.0), budget=budget).sample(SUPPORT, CASES)
+    j = checks.judge("Answers the question.", model=counting_judge([]), repeats=3)
+    with pytest.raises(ErrorBudgetExceeded) as e:
+        run.expect(judged_by(j), at_least=0.99)  # needs hundreds of samples: the budget ends it
+    r = e.value.result
+    assert "budget of 40 calls is spent" in r.stopped and r.check_errors == 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from llmops.cases import Case
-from llmops.errors import CheckError
+from llmops.errors import CheckError, StopSampling
 
 Status = Literal["pass", "fail", "error"]
 
@@ -51,6 +51,8 @@ class FunctionCheck:
     def __call__(self, output: str, case: Case) -> Outcome:
         try:
             result = self.fn(output, case) if self.takes_case else self.fn(output)  # type: ignore[call-arg,misc]
+        except StopSampling:
+            raise  # the session's budget, spent by a judge this check asked: no verdict, not a check error
         except Exception as e:
             return Outcome("error", f"check {self.name} raised {type(e).__name__}: {e}")
         return to_outcome(result, self.name)
