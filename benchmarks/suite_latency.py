@@ -49,6 +49,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("-c", "--concurrency", type=int, default=32)
     p.add_argument("--repeat", type=int, default=100, help="promptfoo's samples per test")
+    p.add_argument("--only", nargs="*", help="run only the rows whose label contains one of these words")
     args = p.parse_args()
     c = args.concurrency
     work = Path(tempfile.mkdtemp(prefix="llmops-suite-"))
@@ -62,7 +63,10 @@ def main() -> None:
         f"llmops, one process, concurrency {c}": pytest_cmd,
         f"llmops, one process, concurrency {c}, overshoot 8": [*pytest_cmd, "--llmops-overshoot=8"],
         f"llmops, pytest-xdist -n 2, concurrency {c} shared": [*pytest_cmd, "-n", "2"],
+        f"llmops, one process, concurrency {c}, `--llmops-prefetch on`": [*pytest_cmd, "--llmops-prefetch=on"],
     }
+    if args.only:
+        rows = {k: v for k, v in rows.items() if any(word in k for word in args.only)}
     pf_label = f"{pf_version} `--repeat {args.repeat} -j {c} --no-cache`"
     with h.loopback("lognormal:0.5:3", valid_rate=0.95) as url:
         env = h.bench_env(BENCH_BASE_URL=url, OPENAI_BASE_URL=url, PROMPTFOO_CONFIG_DIR=str(work / "promptfoo-home"))

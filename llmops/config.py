@@ -178,6 +178,13 @@ OPTIONS: dict[str, Option] = {
         "samples a requirement may draw beyond those that could decide it, so that calls stay in flight when "
         "latency has a long tail; drawn but not looked at, they are reported as unused (default 0: never)",
     ),
+    "prefetch": Option(
+        on_off("prefetch"),
+        "sample every test's requirements side by side under the session's concurrency: before the tests "
+        "run, each llmops test's body runs once to record its requirements (bodies and fixtures run twice); "
+        "the tests then take the samples drawn for them (default off)",
+        session=True,
+    ),
     "timeout": Option(positive(float, "timeout"), "seconds per model call before it counts as failed (default 60)"),
     "retries": Option(non_negative_int("retries"), "retries of a transient model error (default 3)"),
     "error_budget": Option(
@@ -276,6 +283,7 @@ class Settings:
     # is retried after its Retry-After.  Raise it for a local server or a higher tier.
     concurrency: int = 8
     overshoot: int = 0
+    prefetch: bool = False
     timeout: float = 60.0
     retries: int = 3
     error_budget: float = 0.1

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from llmops.ahead import Ahead
 from llmops.baseline import Baseline, Entry, requirement_key
 from llmops.cases import Case, as_cases
 from llmops.checks.base import Check, Outcome
@@ -242,6 +243,8 @@ class Run:
         pinned: dict[str, Any] | None = None,
         breaker: Breaker | None = None,
         limit: Limit | None = None,
+        ahead: Ahead | None = None,
+        looking_ahead: bool = False,
     ) -> None:
         self.prompt = prompt
         self._breaker = breaker
@@ -288,6 +291,12 @@ class Run:
         self._judged: list[Judged] = []  # outputs judged (by a judge inside a check) since evaluate() began
         self._meter: JudgeMeter | None = None
         self._streams: dict[str, Stream] = {}
+        # --llmops-prefetch: the samples this test's two runs (the look-ahead's, the test's own) share.
+        self._ahead = ahead
+        self._looking = looking_ahead  # this run is the look-ahead: expect() records, look_ahead() decides
+        self._recorded: list[tuple[Requirement, Settings]] = []
+        self._theirs: set[tuple[str, int, int]] = set()  # in flight, drawn by the other run (it pays)
+        self._prompts = {prompt.version: prompt}
         self.results: list[Result] = []
         self.requirements: list[Requirement] = []  # what the test declared, for the optimizer
         self.baseline_prompt: Prompt | None = None  # the baseline's version of this prompt, when compared
@@ -326,22 +335,41 @@ class Run:
                 todo[key] = (prompt, pos, index)
         if not todo:
             return
-        by_prompt: dict[str, list[Request]] = {}
-        for prompt, pos, index in todo.values():
-            by_prompt.setdefault(prompt.version, []).append(Request(self._keys[pos], index, self._render(prompt, pos)))
         cause = self._breaker.cause(self._sampler.breaker_key) if self._breaker is not None else None
         if cause:
             self._drain(withdraw=True)  # queued calls never reach the broken model; started ones are counted
             raise ModelUnavailable(
                 f"model {self.model.id}: {cause}; fix the key, the model name or the permissions and run again"
             )
+        if self._ahead is None:
+            self._call(todo)
+            return
+        with self._ahead.lock:  # take what the test's other run drew, draw the rest: each key once
+            shared = {k: (self._sampler.breaker_key, self.settings.seed, k[0], self._keys[k[1]], k[2]) for k in todo}
+            for key, future in self._ahead.take(self.test_id, shared, self._looking).items():
+                self._inflight[key] = future
+                self._theirs.add(key)
+                del todo[key]
+            if todo:
+                made = self._call(todo)
+                self._ahead.offer(self.test_id, {shared[k]: f for k, f in made.items()}, self._looking)
+
+    def _call(self, todo: dict[tuple[str, int, int], tuple[Prompt, int, int]]) -> dict[Any, Future[Sample | None]]:
+        """Reserve the budget for these samples and hand them to the sampler; their futures, by key."""
+        by_prompt: dict[str, list[Request]] = {}
+        for prompt, pos, index in todo.values():
+            self._prompts.setdefault(prompt.version, prompt)
+            by_prompt.setdefault(prompt.version, []).append(Request(self._keys[pos], index, self._render(prompt, pos)))
         reserve(self._budget, self._price, f"model {self.model.id}", len(todo))  # BudgetSpent: they do not fit
         futures = self._sampler.submit(by_prompt)
+        made: dict[Any, Future[Sample | None]] = {}
         for version, fs in futures.items():
             positions = (k for k in todo if k[0] == version)
-            self._inflight.update(zip(positions, fs, strict=True))
+            made.update(zip(positions, fs, strict=True))
+        self._inflight.update(made)
+        return made
 
-    def _take(self, version: str, pos: int, index: int) -> Sample | None:
+    def _take(self, version: str, pos: int, index: int, draw: bool = True) -> Sample | None:
         """The sample at this key, waiting for it if it is in flight (None: never drawn)."""
         key = (version, pos, index)
         if key in self._samples:
@@ -350,12 +378,20 @@ class Run:
         if future is None:
             return None
         x = None if future.cancelled() else future.result()
+        theirs = key in self._theirs
+        if theirs:
+            self._theirs.discard(key)
+            if x is None and draw:  # the other run withdrew it before its call: draw it here
+                self._submit([(self._prompts[version], pos, index)])
+                return self._take(version, pos, index)
         if x is None:  # withdrawn before its call started: no call, no sample
-            self._unsettled.append(None)
+            if not theirs:
+                self._unsettled.append(None)  # its reservation is given back
         else:
             self._samples[key] = x
             self._log.append(x)
-            self._unsettled.append(x)
+            if not theirs:  # the run that made the call pays for it
+                self._unsettled.append(x)
         if len(self._unsettled) >= self.settings.concurrency:
             self._settle()
         return x
@@ -367,13 +403,31 @@ class Run:
         settle(self._budget, self._price, taken)
 
     def _drain(self, withdraw: bool = False) -> None:
-        """Wait for every call in flight (``withdraw``: cancel those not started); settle them."""
+        """Wait for every call in flight (``withdraw``: cancel those not started); settle them.
+
+        Calls the test's other run made are its to withdraw: they are waited for, not cancelled.
+        """
         if withdraw:
-            for future in self._inflight.values():
-                future.cancel()
+            for key, future in self._inflight.items():
+                if key not in self._theirs:
+                    future.cancel()
         for key in list(self._inflight):
-            self._take(*key)
+            self._take(*key, draw=False)
         self._settle()
+
+    def _abandon(self, wait: bool) -> None:
+        """Withdraw the calls queued for this run; ``wait``: also wait for (and count) the started ones.
+
+        On an interruption nothing is waited for: the session is ending, and the calls that
+        had started are cancelled with the sampler's loop.
+        """
+        if wait:
+            self._drain(withdraw=True)
+            return
+        for key, future in self._inflight.items():
+            if key not in self._theirs:
+                future.cancel()
+        self._inflight.clear()
 
     def _outcome(self, check: Check, version: str, pos: int, index: int) -> tuple[Outcome, str]:
         """The check's outcome on a drawn sample, and its kind: ok, model error or check error."""
@@ -447,6 +501,10 @@ class Run:
         req = self._requirement(check, at_least, at_most, overrides)
         self.requirements.append(req)
         settings = self._settings(overrides)
+        if self._looking:  # the look-ahead records the requirement; look_ahead() decides it, unreported
+            if not judges_in(check):  # a judge's calls would be made twice (the test's own run judges again)
+                self._recorded.append((req, settings))
+            return self._decide(req, dataclasses.replace(settings, plan=True))
         self._judged.clear()  # what judges spend from here on is this requirement's, each output once
         result = self._decide(req, settings)
         result = _with_message(dataclasses.replace(result, judge=judge_stats(self._judged)))
@@ -458,6 +516,18 @@ class Run:
         if result.comparison is not None and result.comparison.verdict == ERROR:
             raise NotDecided(result.comparison.message, result)
         return result
+
+    @property
+    def recorded(self) -> bool:
+        """A look-ahead run that has requirements to decide."""
+        return bool(self._recorded)
+
+    def look_ahead(self) -> None:
+        """Decide the recorded requirements, drawing what the test's own run will take; no Result is kept."""
+        for req, s in self._recorded:
+            if self._ahead is None or not self._ahead.running(self.test_id):
+                return
+            self._decide(req, s)
 
     def _settings(self, overrides: dict[str, Any]) -> Settings:
         """The run's settings with expect()'s keywords, under what the command line pinned."""
@@ -527,28 +597,32 @@ class Run:
         if self._on_draw is not None:
             self._on_draw(0)  # sampling starts: the live line shows before the first call returns
         try:
-            pos = self._walk(req, s, stream, rule, arm, looked, counts)
-        except StopSampling as e:
-            rule.verdict, stopped, pos = ERROR, str(e), counts.positions
-        verdict = rule.verdict
-        if verdict is None or (verdict != ERROR and counts.blown(s.error_budget, final=True)):
-            verdict = ERROR
-        try:
-            arm.run(self, req, s, stream, looked)
-            # Samples kept for a later stored-baseline comparison: a fixed length, not looked
-            # at by the verdict, so they bias nothing (see llmops.stats.paired on stored traces).
-            end = s.store_samples if stream.limit is None else min(s.store_samples, stream.limit)
-            front = pos
-            for j in range(pos, end):
-                if front < min(end, j + s.concurrency):  # keep the pipe full, take in stream order
-                    self._submit([(self.prompt, *stream[t]) for t in range(front, min(end, j + s.concurrency))])
-                    front = min(end, j + s.concurrency)
-                self._take(self.prompt.version, *stream[j])
-        except StopSampling as e:
-            if arm.rule is not None and arm.rule.verdict is None:
-                arm.rule.stop(ERROR)
-                arm.stopped = str(e)
-        self._drain(withdraw=True)  # calls that had started are waited for and counted as unused
+            try:
+                pos = self._walk(req, s, stream, rule, arm, looked, counts)
+            except StopSampling as e:
+                rule.verdict, stopped, pos = ERROR, str(e), counts.positions
+            verdict = rule.verdict
+            if verdict is None or (verdict != ERROR and counts.blown(s.error_budget, final=True)):
+                verdict = ERROR
+            try:
+                arm.run(self, req, s, stream, looked)
+                # Samples kept for a later stored-baseline comparison: a fixed length, not looked
+                # at by the verdict, so they bias nothing (see llmops.stats.paired on stored traces).
+                end = s.store_samples if stream.limit is None else min(s.store_samples, stream.limit)
+                front = pos
+                for j in range(pos, end):
+                    if front < min(end, j + s.concurrency):  # keep the pipe full, take in stream order
+                        self._submit([(self.prompt, *stream[t]) for t in range(front, min(end, j + s.concurrency))])
+                        front = min(end, j + s.concurrency)
+                    self._take(self.prompt.version, *stream[j])
+            except StopSampling as e:
+                if arm.rule is not None and arm.rule.verdict is None:
+                    arm.rule.stop(ERROR)
+                    arm.stopped = str(e)
+            self._drain(withdraw=True)  # calls that had started are waited for and counted as unused
+        except BaseException as e:  # an error, Ctrl-C or SIGTERM mid-requirement: nothing left queued
+            self._abandon(wait=isinstance(e, Exception))
+            raise
         calls = self._log[mark:]
         result = self._result(req, s, verdict, design.fixed_n, stream, pos, counts, calls, drawn_before, looked, arm)
         return dataclasses.replace(result, stopped=stopped)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from llmops.ahead import Ahead
 from llmops.baseline import Baseline, load_baseline
 from llmops.config import Settings
 from llmops.costs import Budget, budget_from
@@ -42,6 +43,8 @@ class Session:
         pinned: dict[str, Any] | None = None,
         breaker: Breaker | None = None,
         limit: Limit | None = None,
+        ahead: Ahead | None = None,
+        looking_ahead: bool = False,
         **overrides: Any,
     ) -> None:
         self.settings = (settings or Settings()).replace("Session()", session=True, **overrides)
@@ -67,6 +70,9 @@ class Session:
         self.breaker = breaker if breaker is not None else Breaker()
         # One limit on calls in flight for all the session's runs (per pytest session under pytest).
         self.limit = limit if limit is not None else Limit(self.settings.concurrency)
+        # --llmops-prefetch: where this test's look-ahead run and its own run share samples.
+        self.ahead = ahead
+        self.looking_ahead = looking_ahead
 
     @property
     def model(self) -> Model:
@@ -98,6 +104,8 @@ class Session:
             pinned=self.pinned,
             breaker=self.breaker,
             limit=self.limit,
+            ahead=self.ahead,
+            looking_ahead=self.looking_ahead,
         )
         self.runs.append(run)
         return run

@@ -38,7 +38,11 @@ samples_dir_key = pytest.StashKey[str]()  # this session's sample-table folder (
 family_key = pytest.StashKey[float | None]()
 item_results_key = pytest.StashKey[list[Any]]()
 item_candidates_key = pytest.StashKey[list[Any]]()
-item_error_key = pytest.StashKey[str]()  # the llmops error a test raised, for its JUnit testcase
+item_error_key = pytest.StashKey[str]()
+ahead_key = pytest.StashKey[Any]()  # --llmops-prefetch: the samples each test's two runs share
+looking_key = pytest.StashKey[
+    bool
+]()  # the look-ahead pass is running: the fixture records, decides later  # the llmops error a test raised, for its JUnit testcase
 TEST_ERROR_PROPERTY = "llmops_test_error"  # an llmops ERROR before any verdict, for the reports
 
 
@@ -150,6 +154,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.stash[family_key] = family / max(1, tests)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """--llmops-prefetch: before the tests run, run each llmops test once to record its requirements.
+
+    Each body runs with a session whose ``expect()`` records (no verdict, no report, the test's
+    output discarded); the recorded requirements are then decided in background threads,
+    side by side under the session's limit on calls in flight, and the tests, run next by
+    pytest as usual, take the samples drawn for them (``llmops.ahead``).  Not under
+    pytest-xdist (workers already run tests side by side), --pdb or --llmops-plan.
+    """
+    config = session.config
+    settings = config.stash[settings_key]
+    xdist = getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no"
+    if not settings.prefetch or settings.plan or xdist or hasattr(config, "workerinput"):
+        return
+    if config.option.collectonly or config.getoption("usepdb", False) or session.testsfailed:
+        return
+    items = [item for item in session.items if "llmops" in getattr(item, "fixturenames", ())]
+    if not items:
+        return
+    from _pytest.runner import runtestprotocol
+
+    from llmops.ahead import Ahead
+
+    config.stash[ahead_key] = Ahead()
+    config.stash[looking_key] = True
+    try:
+        for j, item in enumerate(items):
+            # The last one keeps the fixtures the first test needs (the session's model, say).
+            runtestprotocol(item, log=False, nextitem=items[j + 1] if j + 1 < len(items) else session.items[0])
+            item._report_sections.clear()  # its captured output is not the test's
+            for key in (item_results_key, item_error_key, item_candidates_key):
+                if key in item.stash:
+                    del item.stash[key]
+    finally:
+        config.stash[looking_key] = False
+
+
 def _settings_for(request: pytest.FixtureRequest) -> tuple[Settings, Any]:
     """Settings for a test, and the model its marker names (a string or a model object), if any.
 
@@ -203,20 +245,29 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Iterator[Any]:
 
     settings, marker_model = _settings_for(request)
     progress.tracking_soon()
+    looking = request.config.stash.get(looking_key, False)
+    ahead = request.config.stash.get(ahead_key, None)
     session = Session(
         model=marker_model if marker_model is not None else llmops_model,
         settings=settings,
         test_id=request.node.nodeid,
-        on_result=on_result,
-        on_draw=progress.drawn,
+        on_result=None if looking else on_result,
+        on_draw=None if looking else progress.drawn,
         baseline=request.config.stash[baseline_key],
         budget=request.config.stash[budget_key],
         pinned=request.config.stash[pinned_key],
         breaker=_breaker(request.config),
         limit=_limit(request.config),
         family_share=request.config.stash[family_key],
+        ahead=ahead,
+        looking_ahead=looking,
     )
     yield session
+    if looking:  # the look-ahead pass: decide what the body recorded, in the background
+        ahead.start(request.node.nodeid, [run.look_ahead for run in session.runs if run.recorded])
+        return
+    if ahead is not None:
+        ahead.close(request.node.nodeid)  # its look-ahead stops; what it drew and the test did not take is counted
     if settings.optimize != "off" and not settings.plan:
         _optimize(request, session, settings)
 
@@ -372,6 +423,7 @@ class Collector:
         if hasattr(self.config, "workerinput"):
             return
         settings = self.config.stash[settings_key]
+        ahead = self._ahead(session, settings)
         self._sample_rows(settings)
         if settings.baseline:
             self._missing(session, settings)
@@ -390,6 +442,8 @@ class Collector:
             partial=str(stopped) if stopped else None,
         )
         record = self._complete(record)
+        if ahead:
+            record["ahead"] = ahead
         self._write_reports(record, settings)
         run_id = None
         if settings.tracking and not settings.plan:
@@ -400,6 +454,20 @@ class Collector:
             self.lines.append(
                 promote_session(record, run_id, settings.tracking_uri, settings.experiment, settings.promote)
             )
+
+    def _ahead(self, session: pytest.Session, settings: Settings) -> dict[str, int] | None:
+        """--llmops-prefetch: stop the look-ahead, count the calls it made that no test took."""
+        ahead = self.config.stash.get(ahead_key, None)
+        if ahead is None:
+            return None
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
+        unused, requests, pending = ahead.finish(timeout=1.0 if interrupted else settings.timeout)
+        line = f"look-ahead (--llmops-prefetch): {ahead.tests} tests sampled side by side; "
+        line += f"{unused} calls made ahead were not taken by their test (not in the model calls above)"
+        if pending:
+            line += f", {pending} more still unanswered when the session ended"
+        self.lines.append(line)
+        return {"tests": ahead.tests, "unused_calls": unused, "unused_requests": requests, "in_flight": pending}
 
     def _sample_rows(self, settings: Settings) -> None:
         """The sample rows back from disk, for what shows them: reports, MLflow, failing samples under -v."""

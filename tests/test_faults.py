@@ -14,7 +14,6 @@ from collections import Counter, defaultdict
 import pytest
 from fake_openai import FAULTS, FakeOpenAI
 
-import llmops.sampling
 from llmops.models import resolve_model, without_client_retries
 from llmops.sampling import Request, Sampler, is_transient, retry_after, run_sync
 
@@ -31,13 +30,6 @@ RAISED = {
     "malformed": ("JSONDecodeError", "ValueError", True),  # streamed: "No generations found in stream."
     "empty_choices": ("IndexError", "ValueError", True),
 }
-
-
-@pytest.fixture
-def quick_backoff(monkeypatch):
-    """Backoff of milliseconds, so the tests stay short (Retry-After still counts, up to 2 s)."""
-    monkeypatch.setattr(llmops.sampling, "BACKOFF_BASE_S", 0.005)
-    monkeypatch.setattr(llmops.sampling, "BACKOFF_MAX_S", 2.0)
 
 
 def chat(base_url: str, **kw):

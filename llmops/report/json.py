@@ -326,6 +326,18 @@ SCHEMA: dict[str, Any] = {
             "Tests that ended in an llmops ERROR before any verdict (no result holds them).",
         ),
         "candidates": _d({"type": "array", "items": _CANDIDATE}, "Prompts the optimizer proposed."),
+        "ahead": _d(
+            {
+                "type": "object",
+                "properties": {
+                    "tests": _d(_INT, "Tests whose requirements were sampled ahead, side by side."),
+                    "unused_calls": _d(_INT, "Calls made ahead that their test did not take (in no result)."),
+                    "unused_requests": _d(_INT, "Their requests to the model, retries included."),
+                    "in_flight": _d(_INT, "Calls made ahead still unanswered when the session ended."),
+                },
+            },
+            "--llmops-prefetch: the look-ahead's own accounting.",
+        ),
         "shards": _d(
             {"type": "array", "items": {"type": "object"}},
             "The records merged into this one (`llmops report --merge`): file, session_id, commit, results.",
