@@ -454,7 +454,7 @@ class Run:
             from llmops.cache import open_cache
 
             cache = open_cache(self.settings.cache, self.settings.cache_path)
-            self._meter = JudgeMeter(cache, self._budget, self.settings.prices, self._judged)
+            self._meter = JudgeMeter(cache, self._budget, self.settings.prices, self._judged, self._sampler.limit)
         return self._meter
 
     # -- requirements ----------------------------------------------------------------------

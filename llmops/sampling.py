@@ -9,8 +9,9 @@ own retries are turned off where it can (``llmops.models.without_client_retries`
 sample's ``attempts`` are its HTTP requests, and a call takes at most ``max_call_seconds``.
 
 With a response cache (``llmops.cache``), requests are looked up before they are drawn: hits
-are replayed as samples with ``cached=True`` (no call, no cost), misses are called, and
-the successful calls are written by ``flush()``, all in the caller's thread.
+are replayed as samples with ``cached=True`` (no call, no cost; their futures are done when
+``submit()`` returns), misses are called, and the successful calls are written by
+``flush()``, all in the caller's thread.
 
 ``submit()`` starts requests and returns a future per request at once, so a caller that
 consumes results in its own order (the sequential tests, in stream order) keeps
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import email.utils
 import hashlib
 import json
 import random
@@ -161,10 +164,19 @@ def retry_after(exc: BaseException) -> float | None:
             value = headers.get("retry-after")
         except Exception:
             value = None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        pass
+    try:  # the other form HTTP allows: a date (RFC 9110, 10.2.3)
+        when = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 def sample_seed(base: int, *parts: object) -> int:
@@ -253,18 +265,39 @@ class Sampler:
             except LlmopsError as e:
                 found = self._cache_failed(e)
             hits = {slot: found[key] for slot, key in keys.items() if key in found}
-        jobs = [
-            (version, r, hits.get((version, i)), keys.get((version, i)), Future[Sample | None]())
-            for version, reqs in requests.items()
-            for i, r in enumerate(reqs)
-        ]
+        out: dict[str, list[Future[Sample | None]]] = {version: [] for version in requests}
+        jobs = []
+        for version, reqs in requests.items():
+            for i, r in enumerate(reqs):
+                future = Future[Sample | None]()
+                out[version].append(future)
+                hit = hits.get((version, i))
+                if hit is not None:  # replayed here and now: no call, no trip through the event loop
+                    self._replay(version, r, hit, future)
+                else:
+                    jobs.append((version, r, keys.get((version, i)), future))
         if jobs:
             loop = _background_loop()
             loop.call_soon_threadsafe(self._start, loop, jobs)
-        out: dict[str, list[Future[Sample | None]]] = {version: [] for version in requests}
-        for version, *_, future in jobs:
-            out[version].append(future)
         return out
+
+    def _replay(self, version: str, r: Request, hit: Response, future: Future[Sample | None]) -> None:
+        """A cached answer as a sample (``cached=True``: no call, no cost), its future done at once."""
+        future.set_running_or_notify_cancel()
+        sample = Sample(
+            r.case_id,
+            r.index,
+            hit.output,
+            None,
+            hit.latency_s,
+            hit.input_tokens,
+            hit.output_tokens,
+            prompt_version=version,
+            cached=True,
+        )
+        if self.on_sample is not None:
+            self.on_sample(sample)
+        future.set_result(sample)
 
     def _start(self, loop: asyncio.AbstractEventLoop, jobs: list[Any]) -> None:
         """On the sampler's loop: a task per job, held until done (the loop keeps only weak references)."""
@@ -314,34 +347,17 @@ class Sampler:
                 async with self.limit.gate():
                     yield
 
-    async def _one(
-        self, version: str, r: Request, hit: Response | None, key: str | None, future: Future[Sample | None]
-    ) -> None:
-        """One request, on the sampler's loop: replayed from the cache or called; its future gets the sample."""
+    async def _one(self, version: str, r: Request, key: str | None, future: Future[Sample | None]) -> None:
+        """One call, on the sampler's loop, when a slot is free; its future gets the sample."""
         try:
-            if hit is not None:  # a replayed answer: a sample, but no call and no cost
+            async with self._slot():
                 if not future.set_running_or_notify_cancel():
-                    return
-                sample = Sample(
-                    r.case_id,
-                    r.index,
-                    hit.output,
-                    None,
-                    hit.latency_s,
-                    hit.input_tokens,
-                    hit.output_tokens,
-                    prompt_version=version,
-                    cached=True,
+                    return  # cancelled while it waited for a slot: never called
+                sample = await self._call(r, sample_seed(self.seed, version, r.case_id, r.index), version)
+            if key is not None and sample.error is None and sample.output is not None:  # errors are never cached
+                self._fresh.append(
+                    (key, Response(sample.output, sample.input_tokens, sample.output_tokens, sample.latency_s))
                 )
-            else:
-                async with self._slot():
-                    if not future.set_running_or_notify_cancel():
-                        return  # cancelled while it waited for a slot: never called
-                    sample = await self._call(r, sample_seed(self.seed, version, r.case_id, r.index), version)
-                if key is not None and sample.error is None and sample.output is not None:  # errors are never cached
-                    self._fresh.append(
-                        (key, Response(sample.output, sample.input_tokens, sample.output_tokens, sample.latency_s))
-                    )
             if self.on_sample is not None:
                 self.on_sample(sample)
         except BaseException as e:  # the caller's thread raises it from the future, never waits forever

@@ -130,6 +130,21 @@ def test_sampler_retries_every_fault_alone_and_counts_each_request(quick_backoff
     assert len({entry.behaviour for entry in log}) >= 6  # the faults really were injected
 
 
+def test_retry_after_in_seconds_or_as_an_http_date():
+    import email.utils
+    import time
+    from types import SimpleNamespace
+
+    def raised(value):
+        return SimpleNamespace(response=SimpleNamespace(headers={"retry-after": value}))
+
+    assert retry_after(raised("2.5")) == 2.5
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    assert 55 <= retry_after(raised(in_a_minute)) <= 60
+    assert retry_after(raised(email.utils.formatdate(time.time() - 60, usegmt=True))) == 0.0  # past: at once
+    assert retry_after(raised("soon")) is None and retry_after(raised("Mon, 99 Foo 2026")) is None
+
+
 def test_a_long_retry_after_is_capped(quick_backoff):
     with FakeOpenAI(reply="fine", retry_after=3600) as fake:
         fake.queue("429")

@@ -231,6 +231,39 @@ def test_the_judge_in_a_run_gates_like_any_check():
     assert j.usage().calls == result.n  # one judge call per sample looked at
 
 
+class InFlight:
+    """A model that notes the peak of calls in flight across every InFlight sharing ``state``."""
+
+    def __init__(self, id: str, reply, state: dict) -> None:
+        self.id, self.reply, self.state = id, reply, state
+
+    async def generate(self, messages, *, seed):
+        import asyncio
+        import random
+
+        from llmops.models import as_text
+
+        self.state["now"] += 1  # all calls run on the sampler's one event loop: no lock needed
+        self.state["peak"] = max(self.state["peak"], self.state["now"])
+        try:
+            await asyncio.sleep(0.002)
+            return Completion(self.reply(as_text(messages), random.Random(seed)))
+        finally:
+            self.state["now"] -= 1
+
+
+def test_a_judges_calls_count_among_the_sessions_calls_in_flight():
+    state = {"now": 0, "peak": 0}
+    model = InFlight("support", lambda text, rng: "GOOD answer" if rng.random() < 0.95 else "BAD", state)
+    judge = InFlight("judge", lambda text, rng: json.dumps({"score": 5, "reason": "fine"}), state)
+    run = Session(model=model, concurrency=4, cache="off").sample(
+        Prompt("support", "{question}"), [Case({"question": f"order {i}?"}) for i in range(6)]
+    )
+    result = run.evaluate(checks.judge("Answers it.", model=judge, repeats=3), at_least=0.8)
+    assert result.verdict == "PASS" and result.judge.calls == 3 * result.n
+    assert 3 <= state["peak"] <= 4  # the judge's three repeats overlap, within the session's 4
+
+
 def test_unparsable_judge_replies_make_a_run_error_not_pass():
     run = Session(model=FunctionModel(lambda t, r: "an answer", id="m")).sample(
         Prompt("p", "{question}"), [Case({"question": "q"})]

@@ -187,6 +187,26 @@ def test_templates_round_trip_through_mlflow_syntax():
 # -- local store ---------------------------------------------------------------------------
 
 
+def test_two_and_four_xdist_workers_give_the_same_verdicts_and_one_mlflow_run(project, tmp_path):
+    """Seeded samples do not depend on which worker draws them: the same k, n and verdict for every
+    requirement with 0, 2 and 4 workers, and each session is one MLflow run holding all of them."""
+    for i in range(3):
+        text = INNER_TEST.replace("test_triage", f"test_triage_{i}").replace("classify it", f"classify it ({i})")
+        project.makepyfile(**{f"test_more{i}": text})
+    seen = {}
+    for workers in ((), ("-n", "2"), ("-n", "4")):
+        uri = f"sqlite:///{tmp_path}/mlflow{len(workers) and workers[1]}.db"
+        out = inner(project, f"--llmops-tracking-uri={uri}", "--llmops-report-json=r.json", "-q", *workers, INNER_N="8")
+        record = json.loads((project.path / "r.json").read_text())
+        assert len(record["results"]) == 8, out.text[-2000:]
+        seen[workers] = sorted((r["test_id"], r["check"], r["verdict"], r["k"], r["n"]) for r in record["results"])
+        (run,) = runs(MlflowClient(uri))
+        assert len([k for k in run.data.metrics if k.endswith("/rate")]) == 8
+        assert run.data.tags[COMPLETE_TAG] == "true"
+    assert seen[()] == seen[("-n", "2")] == seen[("-n", "4")]
+    assert len({(k, n) for *_, k, n in seen[()]}) > 2  # the counts differ by requirement: a real comparison
+
+
 def test_session_is_one_run_with_params_metrics_table_and_registry(project, tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MY_API_KEY", "leaky-secret-value-42")

@@ -243,6 +243,7 @@ class JudgeMeter:
     budget: Budget | None = None
     prices: str | None = None  # the user's price table (--llmops-prices)
     events: list[Judged] = field(default_factory=list)
+    limit: Any = None  # the session's llmops.sampling.Limit: a judge's calls count among those in flight
 
     def __enter__(self) -> JudgeMeter:
         stack = getattr(_active, "stack", None)
@@ -351,7 +352,7 @@ class JudgeCheck:
         self.cache: Any = None
         self._lock = threading.Lock()
         self._usage = JudgeUsage()
-        self._samplers: dict[int, Any] = {}  # one Sampler per response cache (id; 0: none)
+        self._samplers: dict[tuple[int, int], Any] = {}  # one Sampler per response cache and limit (ids; 0: none)
 
     # -- the Check protocol ------------------------------------------------------------------
 
@@ -424,10 +425,10 @@ class JudgeCheck:
         """The judge model's own price: ``price=``, else the user's table, else the built-in one."""
         return price_of(self.model.id, self.price, prices)
 
-    def _sampler_for(self, cache: Any) -> Any:
+    def _sampler_for(self, cache: Any, limit: Any = None) -> Any:
         from llmops.sampling import Sampler
 
-        key = id(cache) if cache is not None else 0
+        key = (id(cache) if cache is not None else 0, id(limit) if limit is not None else 0)
         with self._lock:
             if key not in self._samplers:
                 self._samplers[key] = Sampler(
@@ -438,6 +439,7 @@ class JudgeCheck:
                     seed=self.seed,
                     on_sample=self._count,
                     cache=cache,
+                    limit=limit,
                 )
             return self._samplers[key]
 
@@ -446,7 +448,7 @@ class JudgeCheck:
         from llmops.sampling import Request
 
         cache = self.cache if self.cache is not None or meter is None else meter.cache
-        sampler = self._sampler_for(cache)
+        sampler = self._sampler_for(cache, meter.limit if meter is not None else None)
         messages = self.messages(output, case)
         # The seed comes from the session-independent judge seed, the rubric, the case and
         # the output: the same sample is judged with the same seeds in every run.
