@@ -609,12 +609,13 @@ class Run:
                 # Samples kept for a later stored-baseline comparison: a fixed length, not looked
                 # at by the verdict, so they bias nothing (see llmops.stats.paired on stored traces).
                 end = s.store_samples if stream.limit is None else min(s.store_samples, stream.limit)
-                front = pos
+                front, step = pos, _step(s)
                 for j in range(pos, end):
-                    if front < min(end, j + s.concurrency):  # keep the pipe full, take in stream order
-                        self._submit([(self.prompt, *stream[t]) for t in range(front, min(end, j + s.concurrency))])
-                        front = min(end, j + s.concurrency)
-                    self._take(self.prompt.version, *stream[j])
+                    if front < end and front - j <= s.concurrency - step:  # keep the pipe full, a few at a time
+                        top = min(end, j + s.concurrency)
+                        self._submit([(self.prompt, *stream[t]) for t in range(front, top)])
+                        front = top
+                    self._take(self.prompt.version, *stream[j])  # in stream order
             except StopSampling as e:
                 if arm.rule is not None and arm.rule.verdict is None:
                     arm.rule.stop(ERROR)
@@ -650,7 +651,7 @@ class Run:
         """
         pos = front = 0  # next position to observe; next position to draw
         limit = stream.limit
-        step = max(1, s.concurrency // 8)  # top up a few at a time: fewer hand-overs to the sampler's thread
+        step = _step(s)
         while rule.verdict is None:
             if limit is not None and pos >= limit:
                 break  # the inputs stream ran out early: only errors can do that
@@ -1066,6 +1067,11 @@ class _Arm:
             miss=self.rule.design.beta,
             stopped=self.stopped,
         )
+
+
+def _step(s: Settings) -> int:
+    """How many free places in flight make a top-up: a few at a time, fewer hand-overs to the sampler's thread."""
+    return max(1, s.concurrency // 8)
 
 
 def _too_few_cases(req: Requirement, n_cases: int, needed: int, prompt: str) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-from scipy.stats import beta as _beta
-from scipy.stats import norm as _norm
+from llmops.stats._dist import beta_ppf, norm_ppf
 
 
 def _check(k: int, n: int) -> None:
@@ -18,7 +17,7 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     _check(k, n)
     if n == 0:
         return (0.0, 1.0)
-    z = float(_norm.ppf(0.5 + confidence / 2))
+    z = norm_ppf(0.5 + confidence / 2)
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -30,13 +29,13 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
 def clopper_pearson_lower(k: int, n: int, alpha: float) -> float:
     """Exact one-sided lower bound: P(rate < bound) <= alpha whatever the true rate."""
     _check(k, n)
-    return 0.0 if k == 0 else float(_beta.ppf(alpha, k, n - k + 1))
+    return 0.0 if k == 0 else beta_ppf(alpha, k, n - k + 1)
 
 
 def clopper_pearson_upper(k: int, n: int, alpha: float) -> float:
     """Exact one-sided upper bound: P(rate > bound) <= alpha whatever the true rate."""
     _check(k, n)
-    return 1.0 if k == n else float(_beta.ppf(1 - alpha, k + 1, n - k))
+    return 1.0 if k == n else beta_ppf(1 - alpha, k + 1, n - k)
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

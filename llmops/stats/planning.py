@@ -6,7 +6,8 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import binom, norm
+
+from llmops.stats._dist import binom_cdf, binom_ppf, binom_sf, norm_ppf
 
 
 def fixed_cutoffs(n: np.ndarray, theta: float, alpha: float) -> np.ndarray:
@@ -14,13 +15,13 @@ def fixed_cutoffs(n: np.ndarray, theta: float, alpha: float) -> np.ndarray:
     n = np.asarray(n, dtype=np.int64)
     if theta >= 1.0:
         return n.copy()
-    # binom.ppf gives the smallest c with P(k <= c) >= alpha, so the cut-off is c or c + 1;
+    # binom_ppf gives the smallest c with P(k <= c) >= alpha, so the cut-off is c or c + 1;
     # the two loops correct that and any off-by-one of the floating-point ppf.
-    c = np.nan_to_num(binom.ppf(alpha, n, theta), nan=0.0).astype(np.int64)
+    c = np.nan_to_num(binom_ppf(alpha, n, theta), nan=0.0).astype(np.int64)
     c = np.clip(c, 0, n)
-    while (up := (c <= n) & (binom.cdf(c, n, theta) <= alpha)).any():
+    while (up := (c <= n) & (binom_cdf(c, n, theta) <= alpha)).any():
         c += up
-    while (down := (c > 0) & (binom.cdf(c - 1, n, theta) > alpha)).any():
+    while (down := (c > 0) & (binom_cdf(c - 1, n, theta) > alpha)).any():
         c -= down
     return c
 
@@ -39,7 +40,7 @@ def fixed_feasible(
     rate although a smaller one meets it (e.g. 391 works for 0.5 / 0.1 / 0.01 / 0.05, 392 does not).
     """
     c = fixed_cutoffs(n, theta, alpha)
-    return binom.sf(c - 1, n, theta - delta) <= beta, c
+    return binom_sf(c - 1, n, theta - delta) <= beta, c
 
 
 @lru_cache(maxsize=256)
@@ -55,7 +56,7 @@ def fixed_n(theta: float, delta: float, alpha: float, beta: float) -> tuple[int,
     p_bad = theta - delta
     # The normal approximation lands near the answer; every size up to a feasible upper end is
     # then checked exactly in one vectorised pass, so the smallest feasible size is exact.
-    z = norm.isf(alpha) * math.sqrt(theta * (1 - theta)) + norm.isf(beta) * math.sqrt(p_bad * (1 - p_bad))
+    z = -norm_ppf(alpha) * math.sqrt(theta * (1 - theta)) - norm_ppf(beta) * math.sqrt(p_bad * (1 - p_bad))
     hi = max(16, math.ceil(1.25 * (z / delta) ** 2) + 16)
     while True:
         sizes = np.arange(1, hi + 1)
