@@ -50,3 +50,29 @@ def test_wilson_coverage_is_near_nominal_by_simulation():
 def test_empty_sample_knows_nothing():
     assert wilson(0, 0) == (0.0, 1.0)
     assert clopper_pearson(0, 0) == (0.0, 1.0)
+
+
+def test_the_distribution_functions_are_scipy_stats_values_exactly():
+    """llmops.stats._dist calls scipy.special directly (scipy.stats takes a second to import);
+    every value must be the one scipy.stats gives, bounds included."""
+    import random
+
+    import numpy as np
+    from scipy.stats import beta, binom, norm
+
+    from llmops.stats import _dist
+
+    rng = random.Random(7)
+    for _ in range(300):
+        n, p = rng.randint(1, 2000), rng.random()
+        ks = np.arange(-2, n + 3)
+        assert np.array_equal(_dist.binom_cdf(ks, n, p), binom.cdf(ks, n, p))
+        assert np.array_equal(_dist.binom_sf(ks, n, p), binom.sf(ks, n, p))
+        q = rng.uniform(1e-6, 0.5)
+        sizes = np.arange(1, n + 1)
+        assert np.array_equal(
+            np.nan_to_num(_dist.binom_ppf(q, sizes, p), nan=0.0), np.nan_to_num(binom.ppf(q, sizes, p), nan=0.0)
+        )
+        k = rng.randint(1, n)
+        assert _dist.beta_ppf(q, k, n - k + 1) == float(beta.ppf(q, k, n - k + 1))
+        assert _dist.norm_ppf(q) == float(norm.ppf(q)) and -_dist.norm_ppf(q) == float(norm.isf(q))

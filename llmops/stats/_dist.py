@@ -4,7 +4,7 @@
 before its first sample.  Its ``binom``, ``beta`` and ``norm`` call compiled functions of
 ``scipy.special`` (a third of the import), which are used here directly, with the bounds
 that ``scipy.stats`` handles around them, so every value is the one ``scipy.stats`` gives
-(``tests/test_stats_planning.py`` checks it on a grid).
+(``tests/test_stats_intervals.py`` checks it on a grid).
 """
 
 from __future__ import annotations
