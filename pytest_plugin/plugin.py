@@ -412,7 +412,8 @@ class Collector:
         self.missing: list[dict[str, Any]] = []  # baseline requirements this session did not evaluate
         self.test_errors: list[dict[str, Any]] = []  # tests that ended in an llmops ERROR before a verdict
         self.errored = False  # some test raised an llmops error: its JUnit <failure> becomes an <error>
-        self._tracking_started = False  # MLflow is being imported in the background
+        self._tracking_started = False  # the uploader (MLflow, in a helper process) has been started
+        self.uploader: Any = None
         self.current = ""  # the test running here, for the live line
         self._shown = 0.0  # when the live line was last drawn
 
@@ -448,7 +449,7 @@ class Collector:
         run_id = None
         if settings.tracking and not settings.plan:
             spool_dir = self.config.rootpath / ".llmops" / "spool"
-            run_id, line = publish(record, settings.tracking_uri, settings.experiment, spool_dir)
+            run_id, line = publish(record, settings.tracking_uri, settings.experiment, spool_dir, self.uploader)
             self.lines.append(line)
         if settings.promote:  # not a failed, regressed or partial session; the line says why
             self.lines.append(
@@ -609,15 +610,17 @@ class Collector:
         )
 
     def tracking_soon(self) -> None:
-        """A test samples: import MLflow now, in a background thread, so that logging at the
-        session's end does not wait for MLflow's import (controller only)."""
+        """A test samples: start the uploader now (``llmops.tracking.uploader``), a helper process
+        that imports MLflow and opens the store on another core while the tests sample, so that
+        logging at the session's end does not wait for it (controller only)."""
         settings = self.config.stash[settings_key]
         if self._tracking_started or not settings.tracking or settings.plan or hasattr(self.config, "workerinput"):
             return
         self._tracking_started = True
-        from llmops.tracking import prepare
+        from llmops.tracking.uploader import Uploader
 
-        prepare()
+        self.uploader = Uploader(settings.tracking_uri, settings.experiment, self.config.invocation_params.dir)
+        self.config.add_cleanup(self.uploader.close)  # never outlives the session
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":

@@ -659,3 +659,40 @@ def test_promote_candidate_refuses_an_alias_another_experiment_owns_unless_force
     assert "has no baseline run @other-baseline yet" in capsys.readouterr().out
     assert cli([*args, "--force"]) == 0
     assert client.get_prompt_version_by_alias("support-bot", "baseline").version == cand.version
+
+
+# -- the uploader: MLflow readied in a helper process while the tests sample -----------------
+
+
+def test_the_uploader_logs_the_spooled_session_and_exits(tmp_path):
+    from llmops.tracking import publish
+    from llmops.tracking.uploader import Uploader
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    helper = Uploader(uri, "helped", tmp_path)
+    proc = helper.proc
+    record = session_record()
+    run_id, line = publish(record, uri, "helped", tmp_path / "spool", helper)
+    assert line == f"MLflow run {run_id} in experiment 'helped' at {uri}"
+    assert proc.wait(timeout=30) == 0 and helper.proc is None  # it answered, then went
+    (run,) = runs(MlflowClient(uri), "helped")
+    assert run.info.run_id == run_id and run.data.tags[SESSION_TAG] == record["session_id"]
+    assert not list((tmp_path / "spool").glob("*.json"))
+
+
+def test_without_its_uploader_the_session_uploads_itself(tmp_path):
+    from llmops.tracking import publish
+    from llmops.tracking.uploader import Uploader
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    dead = Uploader(uri, "alone", tmp_path)
+    dead.proc.kill()  # died (out of memory, say) before the session ended
+    dead.proc.wait()
+    run_id, line = publish(session_record(), uri, "alone", tmp_path / "spool", dead)
+    assert run_id is not None and line.startswith(f"MLflow run {run_id}")
+    assert [r.info.run_id for r in runs(MlflowClient(uri), "alone")] == [run_id]
+
+    idle = Uploader(uri, "alone", tmp_path)  # a session without results lets it go
+    proc = idle.proc
+    idle.close()
+    assert proc.poll() is not None and len(runs(MlflowClient(uri), "alone")) == 1

@@ -5,16 +5,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from llmops.redact import get_logger, redact
 from llmops.tracking import spool
 from llmops.tracking.record import finish, new_record, problems
+from llmops.tracking.uploader import Uploader
+
+#: How long the session waits for the uploader's answer before uploading in its own process.
+UPLOADER_TIMEOUT_S = 120.0
 
 log = get_logger("llmops.tracking")
 
@@ -60,34 +62,6 @@ def quiet_mlflow() -> Iterator[None]:
                 os.environ.pop(k, None)
 
 
-_warming: list[Future[None]] = []
-
-
-def prepare() -> None:
-    """Start importing MLflow in a background thread, while the tests sample.
-
-    MLflow's import takes seconds; done here, off the critical path, ``publish`` at the
-    session's end finds it loaded.  Only the import: opening the store emits warnings (its
-    SQLAlchemy models), and a warning raised in another thread would be counted against
-    whichever test is running, so the store is opened by ``publish``, quietly.
-    """
-    if _warming:
-        return
-    future: Future[None] = Future()
-    _warming.append(future)
-
-    def work() -> None:
-        future.set_running_or_notify_cancel()
-        try:
-            import mlflow  # noqa: F401
-
-            future.set_result(None)
-        except BaseException as e:  # publish() imports it again in its own thread, quietly
-            future.set_exception(e)
-
-    threading.Thread(target=work, name="llmops-tracking", daemon=True).start()
-
-
 def _open(uri: str | None, experiment: str) -> Any:
     from llmops.tracking.mlflow_store import MlflowStore, tracking_uri
 
@@ -98,36 +72,52 @@ def _open(uri: str | None, experiment: str) -> Any:
     return store
 
 
-def publish(record: dict[str, Any], uri: str | None, experiment: str, spool_dir: Path) -> tuple[str | None, str]:
+def publish(
+    record: dict[str, Any], uri: str | None, experiment: str, spool_dir: Path, uploader: Uploader | None = None
+) -> tuple[str | None, str]:
     """Log a finished record to MLflow through the spool: on any failure it stays there.
 
     The record is spooled before the upload and removed after it, so an upload cut short
-    (Ctrl-C, SIGTERM, a crash) is finished by ``llmops sync``.  Returns (run id or None, a
-    line for the summary).  Never raises: the session's results matter more than the
-    tracking server's health.
+    (Ctrl-C, SIGTERM, a crash) is finished by ``llmops sync``.  With an ``uploader`` (the
+    helper process that opened the store while the tests sampled) it uploads the spool
+    file; when it cannot, this process does.  Returns (run id or None, a line for the
+    summary).  Never raises: the session's results matter more than the tracking server's
+    health.
     """
-    resolved = uri
     path = spool.write(record, spool_dir)
+    answer = uploader.upload(path, timeout=UPLOADER_TIMEOUT_S) if uploader is not None else None
+    if answer is None or answer.get("opened"):  # no answer, or the store changed since it opened: here
+        answer = _upload_here(path, uri, experiment)
+    resolved = answer.get("uri") or uri
+    if "run_id" in answer:
+        return answer["run_id"], redact(f"MLflow run {answer['run_id']} in experiment '{experiment}' at {resolved}")
+    why = answer["error"]
+    log.warning("MLflow at %s failed (%s); session %s kept in %s", resolved, why, record["session_id"], path)
+    return None, redact(f"MLflow at {resolved} failed ({why}); results kept in {path}; upload later with `llmops sync`")
+
+
+def _upload_here(path: Path, uri: str | None, experiment: str) -> dict[str, str]:
+    """Upload a spool file in this process: ``{"run_id", "uri"}`` or ``{"error", "uri"}``."""
+    resolved = uri
     try:
-        if _warming:
-            _warming[0].exception()  # waits for the import; if it failed, _open imports again
         store = _open(uri, experiment)
         resolved = store.uri
         with quiet_mlflow():
             _, run_id = spool.upload(store, path)
+        return {"run_id": run_id, "uri": store.uri}
     except Exception as e:  # any tracking failure leaves the record in the spool
         if resolved is None:  # the store did not open: name where it was looked for
             with contextlib.suppress(Exception):
                 from llmops.tracking.mlflow_store import tracking_uri
 
                 resolved = tracking_uri(uri)
-        why = str(e).splitlines()[0][:400] if str(e).strip() else type(e).__name__
-        log.warning("MLflow at %s failed (%s); session %s kept in %s", resolved, why, record["session_id"], path)
         log.debug("MLflow failure", exc_info=True)
-        return None, redact(
-            f"MLflow at {resolved} failed ({why}); results kept in {path}; upload later with `llmops sync`"
-        )
-    return run_id, redact(f"MLflow run {run_id} in experiment '{experiment}' at {resolved}")
+        return {"error": failure(e), "uri": resolved or ""}
+
+
+def failure(e: BaseException) -> str:
+    """An exception as the one line the summary shows."""
+    return str(e).splitlines()[0][:400] if str(e).strip() else type(e).__name__
 
 
 def promote_session(record: dict[str, Any], run_id: str | None, uri: str | None, experiment: str, alias: str) -> str:
@@ -151,15 +141,13 @@ def promote_session(record: dict[str, Any], run_id: str | None, uri: str | None,
         with quiet_mlflow():
             lines = MlflowStore(tracking_uri(uri), experiment).promote(run_id, alias)
     except Exception as e:
-        why = str(e).splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        return redact(f"not promoted as @{alias}: {why}")
+        return redact(f"not promoted as @{alias}: {failure(e)[:300]}")
     return redact(f"promoted run {run_id} as baseline @{alias}: " + "; ".join(lines))
 
 
 __all__ = [
     "finish",
     "new_record",
-    "prepare",
     "problems",
     "promote_session",
     "publish",
