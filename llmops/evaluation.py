@@ -392,6 +392,8 @@ class Run:
             self._log.append(x)
             if not theirs:  # the run that made the call pays for it
                 self._unsettled.append(x)
+            elif self._on_draw is not None:  # drawn by the look-ahead: the live line counts it now
+                self._on_draw(1)
         if len(self._unsettled) >= self.settings.concurrency:
             self._settle()
         return x
