@@ -377,7 +377,8 @@ class Sampler:
             attempt += 1
             start = time.perf_counter()
             try:
-                c = await asyncio.wait_for(self.model.generate(r.messages, seed=seed), self.timeout)
+                async with asyncio.timeout(self.timeout):  # no task of its own, unlike wait_for
+                    c = await self.model.generate(r.messages, seed=seed)
                 if self.breaker is not None:
                     self.breaker.record(self.breaker_key, None)
                 return Sample(
