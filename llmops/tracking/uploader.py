@@ -110,7 +110,9 @@ class Uploader:
         try:
             proc.communicate("\n" if proc.poll() is None else None, timeout=5)
         except (subprocess.TimeoutExpired, OSError, ValueError):
-            _reap(proc)
+            # Still opening the store (a new one is being migrated): never killed half-way; it
+            # reads the end of its input once the store is open, and exits by itself.
+            pass
 
 
 def _reap(proc: subprocess.Popen[str]) -> None:
