@@ -692,7 +692,7 @@ def test_without_its_uploader_the_session_uploads_itself(tmp_path):
     assert run_id is not None and line.startswith(f"MLflow run {run_id}")
     assert [r.info.run_id for r in runs(MlflowClient(uri), "alone")] == [run_id]
 
-    idle = Uploader(uri, "alone", tmp_path)  # a session without results lets it go
+    idle = Uploader(uri, "alone", tmp_path)  # a session without results lets it go: it exits by itself
     proc = idle.proc
     idle.close()
-    assert proc.poll() is not None and len(runs(MlflowClient(uri), "alone")) == 1
+    assert proc.wait(timeout=120) == 0 and len(runs(MlflowClient(uri), "alone")) == 1
