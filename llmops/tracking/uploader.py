@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +112,12 @@ class Uploader:
             proc.communicate("\n" if proc.poll() is None else None, timeout=5)
         except (subprocess.TimeoutExpired, OSError, ValueError):
             # Still opening the store (a new one is being migrated): never killed half-way; it
-            # reads the end of its input once the store is open, and exits by itself.
-            pass
+            # reads the end of its input once the store is open, and exits by itself, reaped
+            # by a thread that holds it until then.
+            for pipe in (proc.stdin, proc.stdout):
+                with contextlib.suppress(OSError, ValueError):
+                    pipe.close()  # type: ignore[union-attr]
+            threading.Thread(target=proc.wait, name="llmops-uploader-reaper", daemon=True).start()
 
 
 def _reap(proc: subprocess.Popen[str]) -> None:
