@@ -113,10 +113,10 @@ class Ahead:
             self.stopped = True
             for test_id in list(self._open):
                 self.close(test_id)
+            left = [f for f in self._left if not f.cancel()]  # queued, never started: no call
         deadline = time.monotonic() + timeout
         for thread in self._threads:  # each drains its calls in flight as it stops
             thread.join(max(0.0, deadline - time.monotonic()))
-        left = [f for f in self._left if not f.cancel()]  # never started: no call
         done, pending = wait(left, timeout=max(0.0, deadline - time.monotonic()))
         calls = [f.result() for f in done if not f.cancelled() and f.exception() is None]
         calls = [x for x in calls if x is not None and not x.cached]  # a replayed sample is no call

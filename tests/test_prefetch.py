@@ -87,6 +87,18 @@ def test_prefetch_gives_the_same_verdicts_on_the_same_samples_and_counts_every_c
     assert out.stdout.str().count("body ran to its end") == 3  # the three passing test_rate tests, once each
 
 
+def test_a_session_stopped_early_still_counts_every_call_the_look_ahead_made(pytester):
+    """-x: the first FAIL stops the session; the look-ahead of the tests that never ran stops
+    too, and its calls are in the record (not taken by any test), none lost."""
+    out, record, calls = _session(pytester, "--llmops-concurrency=16", "--llmops-prefetch=on", "-x")
+    assert [r["verdict"] for r in record["results"]] == ["PASS", "PASS", "PASS", "FAIL"]
+    assert record["outcome"]["partial"]  # not every test ran
+    ahead = record["ahead"]
+    assert ahead["in_flight"] == 0 and ahead["unused_calls"] > 0  # the two tests that never ran
+    assert calls == sum(r["calls"] for r in record["results"]) + ahead["unused_calls"]
+    out.stdout.fnmatch_lines([f"*look-ahead*; {ahead['unused_calls']} calls made ahead were not taken by their test*"])
+
+
 def test_prefetch_is_off_for_a_plan_and_for_collect_only(pytester):
     out, record, calls = _session(pytester, "--llmops-plan=on", "--llmops-prefetch=on")
     assert calls == 0 and "ahead" not in record
