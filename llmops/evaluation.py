@@ -410,9 +410,7 @@ class Run:
         Calls the test's other run made are its to withdraw: they are waited for, not cancelled.
         """
         if withdraw:
-            for key, future in self._inflight.items():
-                if key not in self._theirs:
-                    future.cancel()
+            self._withdraw()
         for key in list(self._inflight):
             self._take(*key, draw=False)
         self._settle()
@@ -426,10 +424,14 @@ class Run:
         if wait:
             self._drain(withdraw=True)
             return
+        self._withdraw()
+        self._inflight.clear()
+
+    def _withdraw(self) -> None:
+        """Cancel this run's calls that have not started (the other run's are its own to withdraw)."""
         for key, future in self._inflight.items():
             if key not in self._theirs:
                 future.cancel()
-        self._inflight.clear()
 
     def _outcome(self, check: Check, version: str, pos: int, index: int) -> tuple[Outcome, str]:
         """The check's outcome on a drawn sample, and its kind: ok, model error or check error."""

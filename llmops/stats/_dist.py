@@ -20,17 +20,7 @@ except ImportError:  # pragma: no cover - a scipy that moved them: the slower im
     from scipy.stats import beta as _beta
     from scipy.stats import binom as _binom
 
-    def _beta_ppf(q: Any, a: Any, b: Any) -> Any:
-        return _beta.ppf(q, a, b)
-
-    def _binom_cdf(k: Any, n: Any, p: Any) -> Any:
-        return _binom.cdf(k, n, p)
-
-    def _binom_sf(k: Any, n: Any, p: Any) -> Any:
-        return _binom.sf(k, n, p)
-
-    def _binom_ppf(q: Any, n: Any, p: Any) -> Any:
-        return _binom.ppf(q, n, p)
+    _beta_ppf, _binom_cdf, _binom_sf, _binom_ppf = _beta.ppf, _binom.cdf, _binom.sf, _binom.ppf
 
 
 def binom_cdf(k: Any, n: Any, p: float) -> Any:

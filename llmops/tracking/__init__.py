@@ -87,7 +87,7 @@ def publish(
     path = spool.write(record, spool_dir)
     answer = uploader.upload(path, timeout=UPLOADER_TIMEOUT_S) if uploader is not None else None
     if answer is None or answer.get("opened"):  # no answer, or the store changed since it opened: here
-        answer = _upload_here(path, uri, experiment)
+        answer = upload_file(path, uri, experiment)
     resolved = answer.get("uri") or uri
     if "run_id" in answer:
         return answer["run_id"], redact(f"MLflow run {answer['run_id']} in experiment '{experiment}' at {resolved}")
@@ -96,23 +96,30 @@ def publish(
     return None, redact(f"MLflow at {resolved} failed ({why}); results kept in {path}; upload later with `llmops sync`")
 
 
-def _upload_here(path: Path, uri: str | None, experiment: str) -> dict[str, str]:
-    """Upload a spool file in this process: ``{"run_id", "uri"}`` or ``{"error", "uri"}``."""
-    resolved = uri
+def upload_file(path: Path, uri: str | None, experiment: str, store: Any = None) -> dict[str, str]:
+    """Upload a spool file to ``store`` (opened here when None).
+
+    Returns ``{"run_id", "uri"}``, or ``{"error", "uri"}`` with ``"opened"`` when the store
+    had opened and only the upload failed.  A failure leaves the file in the spool.
+    """
     try:
-        store = _open(uri, experiment)
-        resolved = store.uri
+        if store is None:
+            store = _open(uri, experiment)
+    except Exception as e:  # the store did not open: name where it was looked for
+        resolved = uri
+        with contextlib.suppress(Exception):
+            from llmops.tracking.mlflow_store import tracking_uri
+
+            resolved = tracking_uri(uri)
+        log.debug("MLflow failure", exc_info=True)
+        return {"error": failure(e), "uri": resolved or ""}
+    try:
         with quiet_mlflow():
             _, run_id = spool.upload(store, path)
         return {"run_id": run_id, "uri": store.uri}
-    except Exception as e:  # any tracking failure leaves the record in the spool
-        if resolved is None:  # the store did not open: name where it was looked for
-            with contextlib.suppress(Exception):
-                from llmops.tracking.mlflow_store import tracking_uri
-
-                resolved = tracking_uri(uri)
+    except Exception as e:
         log.debug("MLflow failure", exc_info=True)
-        return {"error": failure(e), "uri": resolved or ""}
+        return {"error": failure(e), "uri": store.uri, "opened": "yes"}
 
 
 def failure(e: BaseException) -> str:

@@ -7,8 +7,7 @@ a session first samples, the plugin starts this process (``python -m
 llmops.tracking URI EXPERIMENT``): it opens the store on the other core and waits.
 At the session's end the record is spooled as always (``llmops.tracking.spool``) and the
 spool file's path is sent on the helper's stdin; it uploads the file, removes it, and
-answers one line of JSON: ``{"run_id": ..., "uri": ...}`` or ``{"error": ..., "uri": ...}``
-(with ``"opened"`` when the store had opened and only the upload failed).
+answers one line of JSON, what ``llmops.tracking.upload_file`` returns.
 
 Nothing is lost if the helper cannot help (it died, its Python cannot import MLflow, it
 does not answer in time): the session publishes in its own process as before, from the
@@ -30,36 +29,17 @@ from llmops.redact import redact
 
 
 def main(argv: list[str]) -> None:
-    from llmops.tracking import _open, failure
+    from llmops.tracking import _open, upload_file
 
     uri, experiment = (argv[0] or None), argv[1]
     store: Any = None
-    opened: dict[str, str] = {}
-    try:
+    with contextlib.suppress(Exception):  # a store that does not open now is tried again when asked
         store = _open(uri, experiment)
-        with contextlib.suppress(Exception):  # the prompt registry is a store of its own: open it too
-            store.client.search_prompts(max_results=1)
-    except Exception as e:  # said when asked, with where the store was looked for
-        where = uri or ""
-        with contextlib.suppress(Exception):
-            from llmops.tracking.mlflow_store import tracking_uri
-
-            where = tracking_uri(uri)
-        opened = {"error": failure(e), "uri": where}
+        store.client.search_prompts(max_results=1)  # the prompt registry is a store of its own: open it too
     line = sys.stdin.readline()
     if not line.strip():
         return  # pytest ended without a record (interrupted early, no results)
-    if store is None:
-        answer = opened
-    else:
-        from llmops.tracking import quiet_mlflow, spool
-
-        try:
-            with quiet_mlflow():
-                _, run_id = spool.upload(store, Path(line.strip()))
-            answer = {"run_id": run_id, "uri": store.uri}
-        except Exception as e:  # the store opened, the upload failed: the session tries again itself
-            answer = {"error": failure(e), "uri": store.uri, "opened": "yes"}
+    answer = upload_file(Path(line.strip()), uri, experiment, store)
     sys.stdout.write(json.dumps(redact(answer)) + "\n")
     sys.stdout.flush()
     # Everything is written (each MLflow call commits); MLflow's exit hooks (telemetry, the
