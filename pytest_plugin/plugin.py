@@ -38,11 +38,10 @@ samples_dir_key = pytest.StashKey[str]()  # this session's sample-table folder (
 family_key = pytest.StashKey[float | None]()
 item_results_key = pytest.StashKey[list[Any]]()
 item_candidates_key = pytest.StashKey[list[Any]]()
-item_error_key = pytest.StashKey[str]()
+item_error_key = pytest.StashKey[str]()  # the llmops error a test raised, for its JUnit testcase
 ahead_key = pytest.StashKey[Any]()  # --llmops-prefetch: the samples each test's two runs share
-looking_key = pytest.StashKey[
-    bool
-]()  # the look-ahead pass is running: the fixture records, decides later  # the llmops error a test raised, for its JUnit testcase
+looking_key = pytest.StashKey[bool]()  # the look-ahead pass is running: the fixture records, decides later
+frozen_key = pytest.StashKey[bool]()  # this session froze the heap (_freeze_heap)
 TEST_ERROR_PROPERTY = "llmops_test_error"  # an llmops ERROR before any verdict, for the reports
 
 
@@ -69,7 +68,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(f"llmops_{name}", option.help)
 
 
+_sessions: list[pytest.Config] = []  # the pytest sessions configured in this process, outermost first
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _sessions.append(config)
     config.addinivalue_line(
         "markers",
         "llmops(**settings): per-test llmops settings, e.g. tolerance=0.05, max_samples=300, model='openai:gpt-4o-mini'",
@@ -262,6 +265,7 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Iterator[Any]:
         ahead=ahead,
         looking_ahead=looking,
     )
+    _freeze_heap(request.config)
     yield session
     if looking:  # the look-ahead pass: decide what the body recorded, in the background
         ahead.start(request.node.nodeid, [run.look_ahead for run in session.runs if run.recorded])
@@ -270,6 +274,46 @@ def llmops(request: pytest.FixtureRequest, llmops_model: Any) -> Iterator[Any]:
         ahead.close(request.node.nodeid)  # its look-ahead stops; what it drew and the test did not take is counted
     if settings.optimize != "off" and not settings.plan:
         _optimize(request, session, settings)
+
+
+def _freeze_heap(config: pytest.Config) -> None:
+    """When the first llmops test of the process's outermost session is set up: collect
+    garbage, then move every object alive into the garbage collector's permanent generation
+    (``gc.freeze()``), which full collections do not walk.
+
+    By then the process holds pytest, its plugins, LangChain and llmops: some 200,000 objects,
+    nearly all alive until exit. Each full collection walked them all (about 100 ms on the
+    benchmark machine): twice while a 1000-sample session drew its samples, twice in pytest's
+    own last collections, and at exit, where tearing them down took half a second
+    (``benchmarks/throughput.py``). Objects made later are collected as usual. A process that
+    froze objects itself, runs with the collector disabled, or runs this session inside
+    another one (pytester's in-process runs) is left as it is.
+    """
+    import gc
+
+    if _sessions[:1] == [config] and gc.isenabled() and not gc.get_freeze_count():
+        gc.collect()
+        gc.freeze()
+        config.stash[frozen_key] = True
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's unraisableexception plugin collects one last time
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session ends: what froze becomes collectable again and one full collection runs while
+    pytest still reports what collections find (cycles among frozen objects that became garbage,
+    with their ResourceWarnings). What is left is frozen again, through the interpreter's exit:
+    pytest's last collections and the one at exit walk only young objects. Objects that are
+    alive now are still freed at exit by reference counting as modules are cleared; a cycle
+    among them is not finalized (Python does not promise finalizers at exit)."""
+    if config in _sessions:
+        _sessions.remove(config)
+    if config.stash.get(frozen_key, False):
+        import gc
+
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        del config.stash[frozen_key]
 
 
 def _optimize(request: pytest.FixtureRequest, session: Any, settings: Settings) -> None:

@@ -247,3 +247,63 @@ def test_keyword(llmops):
     pinned.assert_outcomes(passed=3)
     for r in json.loads((pytester.path / "b.json").read_text())["results"]:
         assert (r["model"], r["tolerance"]) == ("openai:gpt-test", 0.03), r["test_id"]
+
+
+FROZEN_SUITE = """
+import gc
+from llmops import Case, Prompt, checks
+
+P = Prompt("triage", "Ticket: {ticket}")
+
+
+class Holder:
+    def __del__(self):
+        raise RuntimeError("finalizer of a cycle made before the first llmops test ran")
+
+
+held = {"cycle": Holder()}
+held["cycle"].me = held["cycle"]  # alive when the heap is frozen, garbage after test_b
+
+
+def test_a_before(counts):
+    counts.append(gc.get_freeze_count())
+
+
+def test_b_llmops(llmops, counts):
+    counts.append(gc.get_freeze_count())
+    llmops.sample(P, Case({"ticket": "refund"})).expect(checks.json_valid(), at_least=0.9)
+    held.clear()
+
+
+def test_c_after(counts):
+    counts.append(gc.get_freeze_count())
+    print("freeze counts", counts)
+"""
+
+
+def test_the_heap_is_frozen_from_the_first_llmops_test_and_garbage_is_still_reported(pytester):
+    """The outermost session freezes the heap when its first llmops test is set up; a cycle that
+    was alive then and became garbage is still collected, and its finalizer's error reported
+    by pytest, when the session ends."""
+    pytester.makeconftest(CONFTEST + "\n@pytest.fixture(scope='session')\ndef counts():\n    return []\n")
+    pytester.makepyfile(test_frozen=FROZEN_SUITE)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:randomly", "-W", "default")
+    result.assert_outcomes(passed=3)
+    (line,) = [line for line in result.outlines if "freeze counts [" in line]
+    counts = [int(x) for x in line.split("[")[1].rstrip("]").split(",")]
+    assert counts[0] == 0 and counts[1] > 10_000 and counts[2] > 10_000
+    result.stderr.fnmatch_lines(
+        [
+            "*PytestUnraisableExceptionWarning: Exception ignored in: <function Holder.__del__*",
+            "RuntimeError: finalizer of a cycle made before the first llmops test ran",
+        ]
+    )
+
+
+def test_a_session_inside_another_leaves_the_heap_as_it_is(suite):
+    """pytester's in-process runs (and any pytest.main inside a session) never freeze."""
+    import gc
+
+    before = gc.get_freeze_count()
+    suite.runpytest_inprocess().assert_outcomes(passed=1, failed=1)
+    assert gc.get_freeze_count() == before
