@@ -456,8 +456,7 @@ class Collector:
         self.missing: list[dict[str, Any]] = []  # baseline requirements this session did not evaluate
         self.test_errors: list[dict[str, Any]] = []  # tests that ended in an llmops ERROR before a verdict
         self.errored = False  # some test raised an llmops error: its JUnit <failure> becomes an <error>
-        self._tracking_started = False  # the uploader (MLflow, in a helper process) has been started
-        self.uploader: Any = None
+        self.uploader: Any = None  # the helper process that readies MLflow (started by tracking_soon)
         self.current = ""  # the test running here, for the live line
         self._shown = 0.0  # when the live line was last drawn
 
@@ -658,9 +657,8 @@ class Collector:
         that imports MLflow and opens the store on another core while the tests sample, so that
         logging at the session's end does not wait for it (controller only)."""
         settings = self.config.stash[settings_key]
-        if self._tracking_started or not settings.tracking or settings.plan or hasattr(self.config, "workerinput"):
+        if self.uploader is not None or not settings.tracking or settings.plan or hasattr(self.config, "workerinput"):
             return
-        self._tracking_started = True
         from llmops.tracking.uploader import Uploader
 
         self.uploader = Uploader(settings.tracking_uri, settings.experiment, self.config.invocation_params.dir)

@@ -8,12 +8,14 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops.redact import get_logger, redact
 from llmops.tracking import spool
 from llmops.tracking.record import finish, new_record, problems
-from llmops.tracking.uploader import Uploader
+
+if TYPE_CHECKING:
+    from llmops.tracking.uploader import Uploader
 
 #: How long the session waits for the uploader's answer before uploading in its own process.
 UPLOADER_TIMEOUT_S = 120.0

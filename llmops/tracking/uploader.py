@@ -51,7 +51,7 @@ class Uploader:
     """The pytest side: start the helper early, hand it the spool file at the end."""
 
     def __init__(self, uri: str | None, experiment: str, cwd: str | os.PathLike[str]) -> None:
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[str] | None
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "llmops.tracking", uri or "", experiment],
